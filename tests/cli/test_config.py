@@ -1,0 +1,73 @@
+"""Config resolution: presets, overrides, aliases, and one-line errors with exit code 2."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from worldmodel.config import available_presets, load_config
+from worldmodel.errors import ConfigError
+
+
+def test_presets_exist_and_validate() -> None:
+    assert {"tiny", "small"} <= set(available_presets())
+    for preset in available_presets():
+        assert load_config(preset=preset).preset == preset
+
+
+def test_section_shorthand_and_aliases() -> None:
+    config = load_config(["env=jepa_wm/Push-v0", "episodes=3", "split=heldout", "seed=7"], section="collect")
+    assert config.collect.envs == ["jepa_wm/Push-v0"]
+    assert config.collect.episodes == 3
+    assert config.env.split == "heldout"
+    assert config.run.seed == 7
+
+
+def test_yaml_file_as_preset(tmp_path) -> None:
+    path = tmp_path / "mine.yaml"
+    path.write_text("collect:\n  episodes: 9\n")
+    assert load_config(preset=str(path)).collect.episodes == 9
+
+
+@pytest.mark.parametrize(
+    ("overrides", "fragment"),
+    [
+        (["collect.nope=1"], "unknown config key 'collect.nope'"),
+        (["nope=1"], "unknown config key 'nope'"),
+        (["collect.episodes=abc"], "collect.episodes"),
+        (["collect.episodes=0"], "expected an integer >= 1"),
+        (["env.split=test"], "expected train or heldout"),
+        (["env.image_size=1000"], "16..256"),
+        (["run.num_threads=0"], "run.num_threads"),
+        (["preset=nope"], "unknown preset 'nope'"),
+        (["novalue"], "expected key=value"),
+    ],
+)
+def test_bad_overrides_raise_one_clear_line(overrides: list[str], fragment: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(overrides)
+    message = str(info.value)
+    assert fragment in message
+    assert "\n" not in message
+
+
+def test_config_show_cli_prints_resolved_yaml(wm) -> None:
+    result = wm("config", "show", "small", "episodes=5")
+    assert result.returncode == 0, result.stderr
+    resolved = yaml.safe_load(result.stdout)
+    assert resolved["preset"] == "small"
+    assert resolved["collect"]["episodes"] == 5
+
+
+def test_config_show_cli_bad_key_exits_2_without_traceback(wm) -> None:
+    result = wm("config", "show", "tiny", "collect.nope=1")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().count("\n") == 0
+    assert "collect.nope" in result.stderr
+
+
+def test_debug_flag_shows_traceback(wm) -> None:
+    result = wm("config", "show", "tiny", "collect.nope=1", "--debug")
+    assert result.returncode != 0
+    assert "Traceback" in result.stderr

@@ -1,0 +1,127 @@
+"""`wm`: the one command for everything a user does.
+
+Every subcommand takes `key=value` config overrides (see `wm config show`). Bad input is reported
+as one line on stderr with exit code 2; `--debug` (anywhere on the line) shows the traceback.
+Heavy libraries (torch, mujoco) are imported inside commands so `wm --help` stays instant.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from worldmodel.errors import UserError
+
+app = typer.Typer(
+    name="wm",
+    help="jepa-wm: V-JEPA-style world models for goal-image robot planning on a CPU.\n\n"
+    "Config overrides are key=value words after the command (see `wm config show`). "
+    "Add --debug anywhere to see a traceback instead of the one-line error.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+config_app = typer.Typer(help="Inspect the resolved configuration.", no_args_is_help=True)
+envs_app = typer.Typer(help="List and look at the goal-image environments.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+app.add_typer(envs_app, name="envs")
+
+console = Console()
+err_console = Console(stderr=True)
+
+OVERRIDES_HELP = "Config overrides as key=value (e.g. run.seed=1 env.split=heldout preset=small)."
+
+
+@config_app.command("show")
+def config_show(
+    preset: str = typer.Argument("tiny", help="Preset name in configs/ or a path to a YAML file."),
+    overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP),
+) -> None:
+    """Print the fully resolved config: defaults, then the preset, then your overrides."""
+    from worldmodel.config import load_config, to_yaml
+
+    if "=" in preset:  # no preset given, only overrides
+        overrides, preset = [preset, *(overrides or [])], "tiny"
+    console.print(to_yaml(load_config(overrides, preset=preset)), end="", markup=False, highlight=False)
+
+
+@envs_app.command("list")
+def envs_list(
+    user_module: str = typer.Option("", "--import", help="Also import this module (registers your envs)."),
+) -> None:
+    """Table of the registered goal-image tasks."""
+    from envs.registration import import_user_module, list_tasks
+
+    if user_module:
+        import_user_module(user_module)
+    table = Table(title="jepa-wm goal-image tasks")
+    rows = list_tasks()
+    for column in rows[0]:
+        table.add_column(str(column))
+    for row in rows:
+        table.add_row(*(str(v) for v in row.values()))
+    console.print(table)
+
+
+@envs_app.command("show")
+def envs_show(
+    env_id: str = typer.Argument(..., help="Gymnasium id, e.g. jepa_wm/PickPlace-v0."),
+    out: Path = typer.Option(..., "--out", help="PNG to write: first observation beside the goal image."),
+    seed: int = typer.Option(0, help="Reset seed (scene and goal)."),
+    size: int = typer.Option(256, help="Image size in pixels (16..256)."),
+    split: str = typer.Option("train", help="Visual-variation split: train or heldout."),
+    user_module: str = typer.Option("", "--import", help="Import this module first (registers your envs)."),
+) -> None:
+    """Render a task's first observation and its goal image side by side."""
+    from envs.registration import import_user_module, render_preview
+    from worldmodel.plots import save_side_by_side
+
+    if user_module:
+        import_user_module(user_module)
+    image = render_preview(env_id, seed=seed, image_size=size, split=split)
+    half = image.shape[1] // 2
+    save_side_by_side(
+        [image[:, :half], image[:, half:]],
+        ["first observation", "goal image"],
+        title=f"{env_id}  (seed {seed}, split {split})",
+        path=out,
+    )
+    console.print(f"wrote {out}")
+
+
+def _strip_debug(argv: list[str]) -> tuple[list[str], bool]:
+    debug = "--debug" in argv
+    return [a for a in argv if a != "--debug"], debug
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: run the app and turn user errors into one line + exit 2."""
+    args, debug = _strip_debug(list(sys.argv[1:] if argv is None else argv))
+    try:
+        app(args=args, prog_name="wm")
+    except (UserError, ValueError, FileNotFoundError, PermissionError, IsADirectoryError) as err:
+        if debug:
+            raise
+        err_console.print(f"error: {err}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err_console.print("interrupted", markup=False)
+        sys.exit(130)
+    except Exception as err:  # a bug, not bad input: say so in one line, traceback with --debug
+        if debug:
+            raise
+        err_console.print(
+            f"internal error: {type(err).__name__}: {err} (rerun with --debug for the traceback)",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

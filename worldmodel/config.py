@@ -1,0 +1,231 @@
+"""Typed configuration: omegaconf structured dataclasses, YAML presets, `key=value` overrides.
+
+Resolution order (later wins): dataclass defaults -> `configs/<preset>.yaml` -> command-line
+overrides. Unknown keys and wrong types are rejected by omegaconf's structured mode; range checks
+live in each section's `validate()`. Every failure becomes one `ConfigError` line naming the key.
+
+A subcommand may pass `section="collect"`: then a bare `episodes=10` means `collect.episodes=10`,
+so the common case stays short (`wm collect episodes=10`) while `env.split=heldout` still works.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from worldmodel.errors import ConfigError
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+DEFAULT_PRESET = "tiny"
+SPLITS = ("train", "heldout")
+
+
+@dataclass
+class RunConfig:
+    """Where outputs go and how the process uses the machine."""
+
+    name: str = "tiny"
+    root: str = "runs"
+    seed: int = 0
+    # Threads for torch: 1 is fastest for small batches when anything else runs on 2 cores.
+    num_threads: int = 1
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+
+    def validate(self) -> None:
+        _check(
+            self.name != "" and "/" not in self.name, "run.name", "a non-empty name without '/'", self.name
+        )
+        _check(self.num_threads >= 1, "run.num_threads", "an integer >= 1", self.num_threads)
+        _check(
+            self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"),
+            "run.device",
+            "auto, cpu, cuda or cuda:N",
+            self.device,
+        )
+
+
+@dataclass
+class EnvConfig:
+    """Which gymnasium env and how it looks. Any protocol-following id works (see envs/)."""
+
+    id: str = "jepa_wm/Reach-v0"
+    image_size: int = 64
+    split: str = "train"
+    distractors: int = 0
+    # Python module to import before making the env, so users can register their own ids.
+    user_module: str = ""
+
+    def validate(self) -> None:
+        _check(16 <= self.image_size <= 256, "env.image_size", "an integer in 16..256", self.image_size)
+        _check(self.split in SPLITS, "env.split", " or ".join(SPLITS), self.split)
+        _check(self.distractors >= 0, "env.distractors", "an integer >= 0", self.distractors)
+
+
+@dataclass
+class CollectConfig:
+    """Reward-free data collection (`wm collect`)."""
+
+    envs: list[str] = field(default_factory=lambda: ["jepa_wm/Reach-v0", "jepa_wm/Push-v0"])
+    episodes: int = 200
+    steps: int = 50
+    policy: str = "play"
+    workers: int = 2
+    out: str = "datasets/tiny_play.h5"
+    resume: bool = False
+
+    def validate(self) -> None:
+        _check(len(self.envs) > 0, "collect.envs", "a non-empty list of env ids", self.envs)
+        _check(self.episodes >= 1, "collect.episodes", "an integer >= 1", self.episodes)
+        _check(self.steps >= 1, "collect.steps", "an integer >= 1", self.steps)
+        _check(self.workers >= 1, "collect.workers", "an integer >= 1", self.workers)
+        _check(self.out != "", "collect.out", "an output path", self.out)
+
+
+@dataclass
+class Config:
+    """The whole resolved configuration; `wm config show` prints it."""
+
+    preset: str = DEFAULT_PRESET
+    run: RunConfig = field(default_factory=RunConfig)
+    env: EnvConfig = field(default_factory=EnvConfig)
+    collect: CollectConfig = field(default_factory=CollectConfig)
+
+    def validate(self) -> None:
+        for f in fields(self):
+            section = getattr(self, f.name)
+            if is_dataclass(section) and hasattr(section, "validate"):
+                section.validate()
+
+
+def _check(ok: bool, key: str, expected: str, got: Any) -> None:
+    if not ok:
+        raise ConfigError(f"config key '{key}': expected {expected}, got {got!r}")
+
+
+def preset_path(preset: str) -> Path:
+    """A preset is a name in `configs/` or a path to a YAML file."""
+    as_path = Path(preset)
+    if as_path.suffix in (".yaml", ".yml"):
+        if not as_path.is_file():
+            raise ConfigError(f"config file '{preset}' does not exist")
+        return as_path
+    path = CONFIG_DIR / f"{preset}.yaml"
+    if not path.is_file():
+        names = ", ".join(available_presets()) or "none"
+        raise ConfigError(f"unknown preset '{preset}': expected one of {names} or a .yaml path")
+    return path
+
+
+def available_presets() -> list[str]:
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+
+
+# Short names users type most; `import` and `env` read naturally on a command line.
+ALIASES = {
+    "split": "env.split",
+    "import": "env.user_module",
+    "image_size": "env.image_size",
+    "seed": "run.seed",
+    "name": "run.name",
+    "threads": "run.num_threads",
+    "device": "run.device",
+}
+# Per-command aliases whose value is wrapped in a list: `wm collect env=X` collects from X only.
+LIST_ALIASES = {("collect", "env"): "collect.envs"}
+
+
+def _qualify(override: str, section: str | None, schema: DictConfig) -> str:
+    """Turn `episodes=3` into `collect.episodes=3` when the key belongs to the command's section."""
+    if "=" not in override:
+        raise ConfigError(f"override '{override}': expected key=value")
+    key, value = override.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise ConfigError(f"override '{override}': empty key")
+    if (section, key) in LIST_ALIASES:
+        wrapped = value if value.startswith("[") else f"[{value}]"
+        return f"{LIST_ALIASES[(section, key)]}={wrapped}"
+    if "." not in key:
+        if section and key not in schema and key in schema[section]:
+            key = f"{section}.{key}"
+        elif key == "env":
+            key = "env.id"
+        elif key in ALIASES:
+            key = ALIASES[key]
+        elif key not in schema:
+            owners = [name for name in schema if isinstance(schema[name], DictConfig) and key in schema[name]]
+            if len(owners) == 1:
+                key = f"{owners[0]}.{key}"
+            elif len(owners) > 1:
+                choices = ", ".join(f"{o}.{key}" for o in owners)
+                raise ConfigError(f"override '{override}': ambiguous key, write one of {choices}")
+    return f"{key}={value}"
+
+
+def _split_preset(overrides: list[str], preset: str | None) -> tuple[str, list[str]]:
+    rest = []
+    for item in overrides:
+        if item.startswith("preset="):
+            preset = item.split("=", 1)[1]
+        else:
+            rest.append(item)
+    return preset or DEFAULT_PRESET, rest
+
+
+def load_config(
+    overrides: list[str] | None = None, preset: str | None = None, section: str | None = None
+) -> Config:
+    """Resolve defaults + preset YAML + overrides into a validated `Config`."""
+    preset, overrides = _split_preset(list(overrides or []), preset)
+    schema = OmegaConf.structured(Config)
+    path = preset_path(preset)
+    try:
+        merged = OmegaConf.merge(schema, OmegaConf.load(path))
+    except OmegaConfBaseException as err:
+        raise ConfigError(_describe(err, f"{path}")) from None
+    dotlist = [_qualify(o, section, schema) for o in overrides]
+    try:
+        merged = OmegaConf.merge(merged, OmegaConf.from_dotlist(dotlist))
+        merged.preset = preset
+        config: Config = OmegaConf.to_object(merged)  # type: ignore[assignment]
+    except OmegaConfBaseException as err:
+        raise ConfigError(_describe(err, "command line")) from None
+    config.validate()
+    return config
+
+
+def _describe(err: OmegaConfBaseException, where: str) -> str:
+    key = getattr(err, "full_key", None) or "?"
+    first_line = str(err).splitlines()[0] if str(err) else type(err).__name__
+    if type(err).__name__ == "ConfigKeyError":
+        parent = key.rsplit(".", 1)[0] if "." in key else None
+        valid = _valid_keys(parent)
+        return f"{where}: unknown config key '{key}' (valid keys{' in ' + parent if parent else ''}: {valid})"
+    return f"{where}: config key '{key}': {first_line}"
+
+
+def _valid_keys(section: str | None) -> str:
+    node: Any = OmegaConf.structured(Config)
+    try:
+        if section:
+            for part in section.split("."):
+                node = node[part]
+        return ", ".join(str(k) for k in node)
+    except (OmegaConfBaseException, KeyError, TypeError):
+        return "see `wm config show`"
+
+
+def to_yaml(config: Config) -> str:
+    return OmegaConf.to_yaml(OmegaConf.structured(config))
+
+
+def save_config(config: Config, path: Path) -> None:
+    """Write the resolved config next to a run's outputs (temp file + rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(to_yaml(config))
+    tmp.replace(path)
