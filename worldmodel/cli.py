@@ -61,7 +61,7 @@ def envs_list(
     table = Table(title="jepa-wm goal-image tasks")
     rows = list_tasks()
     for column in rows[0]:
-        table.add_column(str(column))
+        table.add_column(str(column), no_wrap=column == "id")
     for row in rows:
         table.add_row(*(str(v) for v in row.values()))
     console.print(table)

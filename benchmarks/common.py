@@ -1,0 +1,54 @@
+"""What every benchmark result records: the machine, the commit, the config, and the figures."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def machine_info() -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "processor": platform.processor() or platform.machine(),
+    }
+    for module in ("torch", "mujoco", "numpy", "h5py"):
+        try:
+            info[module] = __import__(module).__version__
+        except ImportError:
+            info[module] = None
+    return info
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True)
+        return out.stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def write_result(name: str, config: dict[str, Any], figures: dict[str, Any]) -> Path:
+    """Write benchmarks/results/<name>.json atomically and return its path."""
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "name": name,
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "machine": machine_info(),
+        "git_commit": git_commit(),
+        "config": config,
+        "figures": figures,
+    }
+    path = RESULTS_DIR / f"{name}.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(payload, indent=2) + "\n")
+    tmp.replace(path)
+    return path
