@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from worldmodel.cli_data import collect_command, data_app
 from worldmodel.errors import UserError
 
 app = typer.Typer(
@@ -29,8 +30,10 @@ config_app = typer.Typer(help="Inspect the resolved configuration.", no_args_is_
 envs_app = typer.Typer(help="List and look at the goal-image environments.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(envs_app, name="envs")
+app.add_typer(data_app, name="data")
+app.command("collect")(collect_command)
 
-console = Console()
+console = Console(soft_wrap=True)
 err_console = Console(stderr=True)
 
 OVERRIDES_HELP = "Config overrides as key=value (e.g. run.seed=1 env.split=heldout preset=small)."

@@ -1,0 +1,119 @@
+"""Look at a dataset: validate every episode, summarise it, draw a contact sheet of frames."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from data.episodes import DatasetError, FileMeta, _array_problem, _open, _shape_problem, dataset_files
+
+
+def validate(path: str | Path) -> list[str]:
+    """Every problem in the dataset, at most one line per episode (the first found) or per file."""
+    try:
+        files = dataset_files(path)
+    except DatasetError as err:
+        return [str(err)]
+    problems: list[str] = []
+    for file in files:
+        try:
+            handle = _open(file)
+        except DatasetError as err:
+            problems.append(str(err))
+            continue
+        with handle:
+            try:
+                meta = FileMeta.from_attrs(handle.attrs, str(file))
+            except DatasetError as err:
+                problems.append(str(err))
+                continue
+            if "data" not in handle:
+                problems.append(f"{file}: group 'data' is missing")
+                continue
+            for name in sorted(handle["data"]):
+                problem = _episode_problem(handle[f"data/{name}"], meta)
+                if problem:
+                    problems.append(f"{file}: episode {name}: {problem}")
+    return problems
+
+
+def _episode_problem(group: Any, meta: FileMeta) -> str | None:
+    for key in ("obs/pixels", "obs/state", "actions"):
+        if key not in group:
+            return f"key {key}: missing"
+    T = group["actions"].shape[0] if group["actions"].ndim >= 1 else -1
+    if "num_steps" in group.attrs and int(group.attrs["num_steps"]) != T:
+        return f"attribute num_steps: expected {T} (the actions length), got {group.attrs['num_steps']}"
+    size = meta.image_size
+    expected = {
+        "actions": (np.float32, (T, meta.action_dim)),
+        "obs/state": (np.float32, (T + 1, meta.state_dim)),
+        "obs/pixels": (np.uint8, (T + 1, size, size, 3)),
+    }
+    for key, (dtype, shape) in expected.items():
+        dataset = group[key]
+        problem = _shape_problem(dataset.dtype, dataset.shape, dtype, shape)
+        if problem is None and dtype == np.float32:  # pixels are never read: shape check only
+            problem = _array_problem(dataset[()], dtype, shape)
+        if problem:
+            return f"key {key}: {problem}"
+    return None
+
+
+def info(path: str | Path) -> dict[str, Any]:
+    """A summary for `wm data info`: counts, tasks, ranges, sizes."""
+    from data.episodes import EpisodeReader
+
+    reader = EpisodeReader(path)
+    if len(reader) == 0:
+        raise DatasetError(f"{path}: dataset has no episodes")
+    actions = np.concatenate([reader.read_actions(i) for i in range(len(reader))])
+    states = np.concatenate([reader.read_states(i) for i in range(len(reader))])
+    successes = [a["success"] for a in reader.attrs if "success" in a]
+    meta = reader.meta
+    assert meta is not None
+    return {
+        "path": str(path),
+        "episodes": len(reader),
+        "steps": int(sum(reader.lengths)),
+        "frames": int(sum(reader.lengths) + len(reader)),
+        "env_ids": dict(Counter(str(a.get("env_id", meta.env_id)) for a in reader.attrs)),
+        "splits": dict(Counter(str(a.get("split", "")) for a in reader.attrs)),
+        "policies": dict(Counter(str(a.get("policy", "")) for a in reader.attrs)),
+        "image_size": meta.image_size,
+        "control_hz": meta.control_hz,
+        "action_dim": meta.action_dim,
+        "state_dim": meta.state_dim,
+        "action_min": actions.min(0).astype(float).round(4).tolist(),
+        "action_max": actions.max(0).astype(float).round(4).tolist(),
+        "state_min": states.min(0).astype(float).round(4).tolist(),
+        "state_max": states.max(0).astype(float).round(4).tolist(),
+        "success_rate": float(np.mean(successes)) if successes else None,
+        "bytes_on_disk": int(sum(f.stat().st_size for f in dataset_files(path))),
+    }
+
+
+def contact_sheet(path: str | Path, out_png: str | Path, n_episodes: int = 8, n_frames: int = 8) -> Path:
+    """A PNG grid: one row per episode (evenly spread), columns evenly spaced in time."""
+    import imageio.v3 as iio
+
+    from data.episodes import EpisodeReader
+
+    reader = EpisodeReader(path)
+    rows = []
+    for index in np.linspace(0, len(reader) - 1, min(n_episodes, len(reader))).round().astype(int):
+        steps = reader.num_steps(int(index))
+        frame_ids = np.linspace(0, steps, min(n_frames, steps + 1)).round().astype(int)
+        frames = reader.read_frames(int(index), sorted(set(frame_ids.tolist())))
+        frames = np.concatenate([frames, np.zeros((n_frames - len(frames), *frames.shape[1:]), np.uint8)])
+        rows.append(np.concatenate(list(frames), axis=1))
+    sheet = np.concatenate(rows, axis=0)
+    out = Path(out_png)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp.png")
+    iio.imwrite(tmp, sheet)
+    tmp.replace(out)
+    return out

@@ -1,0 +1,411 @@
+"""The HDF5 episode store (DESIGN.md §5): crash-safe writer, lazy reader, validation.
+
+Layout of one file:
+    /  attrs: format="jepa-wm.episodes", version=1, env_id, control_hz, action_dim, state_dim,
+              action_space (json: low/high/names), camera, image_size, created_by
+    /data/ep_000000/   attrs: num_steps=T, seed, policy, env_id, split, success (optional)
+        obs/pixels uint8 [T+1,H,W,3]  one frame per chunk, lzf-compressed
+        obs/state  float32 [T+1,S]
+        actions    float32 [T,A]
+
+Crash safety. HDF5 is not crash-consistent: a process killed with a file open for writing can
+leave its metadata half-flushed. So the writer never appends to an open file. Each finished
+episode goes into its own shard file under `<out>.parts/`, written to a temp name, fsynced and
+renamed into place (atomic). `finalize()` merges the shards into `<out>` through a temp file and
+a rename, then deletes the shards. A kill at any moment therefore leaves only whole shards and/or
+a whole `<out>`; `resume` counts both and writes only the missing episode indices. A dataset
+path may be a single `.h5` file or a directory of `.h5` files (shards or several task files).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+FORMAT = "jepa-wm.episodes"
+VERSION = 1
+EPISODE_PREFIX = "ep_"
+ROOT_ATTRS = ("format", "version", "env_id", "control_hz", "action_dim", "state_dim", "action_space")
+
+
+class DatasetError(ValueError):
+    """A dataset problem, as one line naming the file, the episode and the key."""
+
+
+@dataclass
+class FileMeta:
+    """Root attributes shared by every episode in a dataset."""
+
+    env_id: str
+    control_hz: float
+    action_dim: int
+    state_dim: int
+    action_low: list[float]
+    action_high: list[float]
+    action_names: list[str] = field(default_factory=list)
+    camera: str = "front"
+    image_size: int = 64
+    created_by: str = "jepa-wm"
+
+    def to_attrs(self) -> dict[str, Any]:
+        space = {"low": self.action_low, "high": self.action_high, "names": self.action_names}
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "env_id": self.env_id,
+            "control_hz": float(self.control_hz),
+            "action_dim": int(self.action_dim),
+            "state_dim": int(self.state_dim),
+            "action_space": json.dumps(space),
+            "camera": self.camera,
+            "image_size": int(self.image_size),
+            "created_by": self.created_by,
+        }
+
+    @classmethod
+    def from_attrs(cls, attrs: Any, where: str) -> FileMeta:
+        for key in ROOT_ATTRS:
+            if key not in attrs:
+                raise DatasetError(f"{where}: root attribute '{key}' is missing")
+        if attrs["format"] != FORMAT:
+            raise DatasetError(
+                f"{where}: root attribute 'format': expected '{FORMAT}', got {attrs['format']!r}"
+            )
+        if int(attrs["version"]) != VERSION:
+            raise DatasetError(
+                f"{where}: root attribute 'version': expected {VERSION}, got {attrs['version']}"
+            )
+        try:
+            space = json.loads(attrs["action_space"])
+        except (TypeError, json.JSONDecodeError):
+            raise DatasetError(
+                f"{where}: root attribute 'action_space': expected JSON low/high/names"
+            ) from None
+        return cls(
+            env_id=str(attrs["env_id"]),
+            control_hz=float(attrs["control_hz"]),
+            action_dim=int(attrs["action_dim"]),
+            state_dim=int(attrs["state_dim"]),
+            action_low=list(space.get("low", [])),
+            action_high=list(space.get("high", [])),
+            action_names=list(space.get("names", [])),
+            camera=str(attrs.get("camera", "")),
+            image_size=int(attrs.get("image_size", 0)),
+            created_by=str(attrs.get("created_by", "")),
+        )
+
+
+@dataclass
+class Episode:
+    """One whole episode in memory: T actions between T+1 observations."""
+
+    pixels: np.ndarray  # uint8 [T+1,H,W,3]
+    states: np.ndarray  # float32 [T+1,S]
+    actions: np.ndarray  # float32 [T,A]
+    seed: int = 0
+    policy: str = ""
+    env_id: str = ""
+    split: str = ""
+    success: bool | None = None
+
+    @property
+    def num_steps(self) -> int:
+        return int(self.actions.shape[0])
+
+
+def episode_name(index: int) -> str:
+    return f"{EPISODE_PREFIX}{index:06d}"
+
+
+def _write_episode(group: h5py.Group, episode: Episode, compression: str) -> None:
+    frame_chunk = (1, *episode.pixels.shape[1:])
+    group.create_dataset("obs/pixels", data=episode.pixels, chunks=frame_chunk, compression=compression)
+    group.create_dataset("obs/state", data=episode.states.astype(np.float32))
+    group.create_dataset("actions", data=episode.actions.astype(np.float32))
+    group.attrs.update(
+        {"num_steps": episode.num_steps, "seed": int(episode.seed), "policy": episode.policy}
+        | {"env_id": episode.env_id, "split": episode.split}
+    )
+    if episode.success is not None:
+        group.attrs["success"] = bool(episode.success)
+
+
+def _fsync_replace(tmp: Path, final: Path) -> None:
+    with open(tmp, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(tmp, final)
+    directory = os.open(final.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
+class DatasetLock:
+    """An exclusive `flock` on `<path>.lock`: a second writer is refused, a killed one frees it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(f"{path}.lock")
+        self._handle: Any = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._handle = open(self.path, "a")  # noqa: SIM115 - held for the writer's lifetime
+        try:
+            fcntl.flock(self._handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._handle.close()
+            self._handle = None
+            raise DatasetError(
+                f"{self.path.with_suffix('')}: another process is writing this dataset (lock {self.path} is held)"
+            ) from None
+
+    def release(self) -> None:
+        if self._handle is not None:
+            fcntl.flock(self._handle, fcntl.LOCK_UN)
+            self._handle.close()
+            self._handle = None
+
+
+class EpisodeWriter:
+    """Append whole episodes durably; merge them into one file at the end. Use as a context manager."""
+
+    def __init__(self, path: str | Path, meta: FileMeta, resume: bool = False, compression: str = "lzf"):
+        self.path = Path(path)
+        self.meta = meta
+        self.compression = compression
+        self.parts = Path(f"{self.path}.parts")
+        self.lock = DatasetLock(self.path)
+        self.lock.acquire()
+        try:
+            self._prepare(resume)
+        except BaseException:
+            self.lock.release()
+            raise
+
+    def _prepare(self, resume: bool) -> None:
+        has_output = self.path.exists() or self.parts.exists()
+        if has_output and not resume:
+            raise DatasetError(
+                f"{self.path}: already exists; pass resume=true to continue it or choose another out="
+            )
+        self.parts.mkdir(parents=True, exist_ok=True)
+        for stale in self.parts.glob("*.tmp"):  # a write killed before its rename
+            stale.unlink()
+        if self.path.exists():
+            existing = FileMeta.from_attrs(_open(self.path).attrs, str(self.path))
+            if (existing.action_dim, existing.state_dim) != (self.meta.action_dim, self.meta.state_dim):
+                raise DatasetError(
+                    f"{self.path}: cannot resume: action/state dims {existing.action_dim}/{existing.state_dim} "
+                    f"differ from {self.meta.action_dim}/{self.meta.state_dim}"
+                )
+
+    def existing_indices(self) -> set[int]:
+        """Episode indices already durable, in the merged file or in shards."""
+        found = {int(p.stem[len(EPISODE_PREFIX) :]) for p in self.parts.glob(f"{EPISODE_PREFIX}*.h5")}
+        if self.path.exists():
+            with _open(self.path) as handle:
+                found |= {int(name[len(EPISODE_PREFIX) :]) for name in handle.get("data", {})}
+        return found
+
+    def write(self, index: int, episode: Episode) -> None:
+        """Write episode `index` to its own shard; durable when this returns."""
+        check_episode(episode, self.meta, f"episode {episode_name(index)}")
+        final = self.parts / f"{episode_name(index)}.h5"
+        tmp = final.with_suffix(".h5.tmp")
+        with h5py.File(tmp, "w") as handle:
+            handle.attrs.update(self.meta.to_attrs())
+            _write_episode(handle.create_group(f"data/{episode_name(index)}"), episode, self.compression)
+        _fsync_replace(tmp, final)
+
+    def finalize(self) -> Path:
+        """Merge the merged file (if any) and all shards into `path`, atomically; drop the shards."""
+        tmp = self.path.with_name(f".{self.path.name}.merge.tmp")
+        sources = sorted(self.parts.glob(f"{EPISODE_PREFIX}*.h5"))
+        with h5py.File(tmp, "w") as out:
+            out.attrs.update(self.meta.to_attrs())
+            data = out.create_group("data")
+            if self.path.exists():
+                with _open(self.path) as old:
+                    for name in old["data"]:
+                        old.copy(old[f"data/{name}"], data, name=name)
+            for shard in sources:
+                with _open(shard) as part:
+                    for name in part["data"]:
+                        if name not in data:
+                            part.copy(part[f"data/{name}"], data, name=name)
+        _fsync_replace(tmp, self.path)
+        shutil.rmtree(self.parts, ignore_errors=True)
+        return self.path
+
+    def close(self) -> None:
+        self.lock.release()
+
+    def __enter__(self) -> EpisodeWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def check_episode(episode: Episode, meta: FileMeta, where: str) -> None:
+    """Raise DatasetError on the first inconsistency of an in-memory episode."""
+    T = episode.num_steps
+    expected = {
+        "obs/pixels": (np.uint8, (T + 1, meta.image_size, meta.image_size, 3)),
+        "obs/state": (np.float32, (T + 1, meta.state_dim)),
+        "actions": (np.float32, (T, meta.action_dim)),
+    }
+    arrays = {"obs/pixels": episode.pixels, "obs/state": episode.states, "actions": episode.actions}
+    for key, (dtype, shape) in expected.items():
+        problem = _array_problem(arrays[key], dtype, shape)
+        if problem:
+            raise DatasetError(f"{where}: key {key}: {problem}")
+
+
+def _shape_problem(
+    got_dtype: Any, got_shape: tuple[int, ...], dtype: type, shape: tuple[int, ...]
+) -> str | None:
+    if got_dtype != dtype or tuple(got_shape) != shape:
+        return f"expected {np.dtype(dtype).name} {list(shape)}, got {got_dtype} {list(got_shape)}"
+    return None
+
+
+def _array_problem(array: Any, dtype: type, shape: tuple[int, ...]) -> str | None:
+    problem = _shape_problem(array.dtype, array.shape, dtype, shape)
+    if problem:
+        return problem
+    if dtype == np.float32 and not np.all(np.isfinite(np.asarray(array))):
+        return "contains NaN or infinite values"
+    return None
+
+
+def _open(path: Path) -> h5py.File:
+    """Open read-only, turning h5py's traceback into one line."""
+    if not path.exists():
+        raise DatasetError(f"{path}: file does not exist")
+    if path.stat().st_size == 0:
+        raise DatasetError(f"{path}: file is empty (expected an HDF5 episode file)")
+    try:
+        return h5py.File(path, "r")
+    except OSError as err:
+        raise DatasetError(f"{path}: not a readable HDF5 file ({str(err).splitlines()[0]})") from None
+
+
+def dataset_files(path: str | Path) -> list[Path]:
+    """The .h5 files that make up a dataset: the file itself, or every .h5 in a directory."""
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*.h5") if p.is_file())
+        if not files:
+            raise DatasetError(f"{path}: directory holds no .h5 episode files")
+        return files
+    if not path.exists() and Path(f"{path}.parts").is_dir():
+        return dataset_files(Path(f"{path}.parts"))  # an unfinished collection, still readable
+    if not path.exists():
+        raise DatasetError(f"{path}: dataset does not exist")
+    return [path]
+
+
+class EpisodeReader:
+    """Lazy random access to the episodes of a dataset; safe across DataLoader worker processes.
+
+    h5py handles are opened on first use in each process (keyed by pid), never shared across fork.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.entries: list[tuple[Path, str]] = []
+        self.lengths: list[int] = []
+        self.attrs: list[dict[str, Any]] = []
+        self.meta: FileMeta | None = None
+        for file in dataset_files(self.path):
+            with _open(file) as handle:
+                meta = FileMeta.from_attrs(handle.attrs, str(file))
+                self._check_compatible(meta, file)
+                for name in sorted(handle.get("data", {})):
+                    group = handle[f"data/{name}"]
+                    if "actions" not in group:
+                        raise DatasetError(f"{file}: episode {name}: key actions: missing")
+                    self.entries.append((file, name))
+                    self.lengths.append(int(group["actions"].shape[0]))
+                    self.attrs.append({k: _plain(v) for k, v in group.attrs.items()})
+        self._handles: dict[Path, h5py.File] = {}
+        self._pid = os.getpid()
+
+    def _check_compatible(self, meta: FileMeta, file: Path) -> None:
+        if self.meta is None:
+            self.meta = meta
+        elif (meta.action_dim, meta.state_dim, meta.image_size) != (
+            self.meta.action_dim,
+            self.meta.state_dim,
+            self.meta.image_size,
+        ):
+            raise DatasetError(f"{file}: action/state dims or image size differ from the rest of the dataset")
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def num_steps(self, index: int) -> int:
+        return self.lengths[index]
+
+    def _group(self, index: int) -> h5py.Group:
+        if os.getpid() != self._pid:  # forked into a worker: never reuse the parent's handles
+            self._handles, self._pid = {}, os.getpid()
+        file, name = self.entries[index]
+        if file not in self._handles:
+            self._handles[file] = _open(file)
+        return self._handles[file][f"data/{name}"]
+
+    def read_frames(self, index: int, frames: slice | np.ndarray | list[int] = slice(None)) -> np.ndarray:
+        return self._group(index)["obs/pixels"][frames]
+
+    def read_states(self, index: int) -> np.ndarray:
+        return self._group(index)["obs/state"][()]
+
+    def read_actions(self, index: int) -> np.ndarray:
+        return self._group(index)["actions"][()]
+
+    def read_episode(self, index: int) -> Episode:
+        attrs = self.attrs[index]
+        return Episode(
+            pixels=self.read_frames(index),
+            states=self.read_states(index),
+            actions=self.read_actions(index),
+            seed=int(attrs.get("seed", 0)),
+            policy=str(attrs.get("policy", "")),
+            env_id=str(attrs.get("env_id", "")),
+            split=str(attrs.get("split", "")),
+            success=attrs.get("success"),
+        )
+
+    def __iter__(self) -> Iterator[Episode]:
+        for index in range(len(self)):
+            yield self.read_episode(index)
+
+    def close(self) -> None:
+        for handle in self._handles.values():
+            handle.close()
+        self._handles = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_handles"] = {}
+        return state
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, bytes):
+        return value.decode()
+    return value
