@@ -44,3 +44,15 @@ def test_info_on_random_file_is_one_line(wm, tmp_path) -> None:
     result = wm("data", "info", str(path))
     assert result.returncode == 2
     assert "not a readable HDF5 file" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_import_robomimic_cli_and_unknown_kind(wm, tmp_path) -> None:
+    from tests.data.test_importers import write_robomimic
+
+    source = write_robomimic(tmp_path / "lift.hdf5")
+    out = tmp_path / "lift.h5"
+    result = wm("data", "import", "robomimic", str(source), "--out", str(out), "--image-size", "32")
+    assert result.returncode == 0, result.stderr
+    assert wm("data", "check", str(out)).returncode == 0
+    bad = wm("data", "import", "rlds", str(source), "--out", str(tmp_path / "y.h5"))
+    assert bad.returncode == 2 and "unknown source kind 'rlds'" in bad.stderr

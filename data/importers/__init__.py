@@ -1,0 +1,7 @@
+"""Convert other trajectory formats into the jepa-wm episode store (DESIGN.md §5)."""
+
+from data.importers.common import resize_square
+from data.importers.lerobot import import_lerobot
+from data.importers.robomimic import import_robomimic
+
+__all__ = ["import_lerobot", "import_robomimic", "resize_square"]
