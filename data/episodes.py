@@ -231,6 +231,9 @@ class EpisodeWriter:
         """Merge the merged file (if any) and all shards into `path`, atomically; drop the shards."""
         tmp = self.path.with_name(f".{self.path.name}.merge.tmp")
         sources = sorted(self.parts.glob(f"{EPISODE_PREFIX}*.h5"))
+        if not sources and self.path.exists():  # nothing new: leave the merged file untouched
+            shutil.rmtree(self.parts, ignore_errors=True)
+            return self.path
         with h5py.File(tmp, "w") as out:
             out.attrs.update(self.meta.to_attrs())
             data = out.create_group("data")

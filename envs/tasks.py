@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from envs.variations import CAMERA_POS
+
 CUBE_HALF = 0.025
 # Between the fingertip inner faces when holding the 5 cm cube, as a [0, 1] opening.
 HOLD_OPENING = 0.55
@@ -87,9 +89,9 @@ class PushTask(Task):
     def sample_goal(self, rng: np.random.Generator, start: Scene) -> Goal:
         cube_xy = _displaced(rng, start.cube_pos[:2], (0.1, 0.2))
         cube = np.array([*cube_xy, CUBE_HALF])
-        direction = (cube_xy - start.cube_pos[:2]) / np.linalg.norm(cube_xy - start.cube_pos[:2])
-        # The arm rests just behind the cube, where a push along `direction` would have left it.
-        ee = np.array([*(cube_xy - direction * (CUBE_HALF + 0.03)), 0.03])
+        # The arm rests beside the cube on the side away from the camera, so it never hides it.
+        away = cube_xy - CAMERA_POS[:2]
+        ee = np.array([*(cube_xy + away / np.linalg.norm(away) * (CUBE_HALF + 0.04)), 0.04])
         scene = Scene(ee_pos=ee, gripper=0.0, cube_pos=cube)
         return Goal(scene=scene, ee_pos=ee, cube_pos=cube)
 

@@ -96,6 +96,23 @@ def envs_show(
     console.print(f"wrote {out}")
 
 
+@app.command("demo")
+def demo(overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP)) -> None:
+    """Run the whole pipeline on the tiny preset and print stage and success tables.
+
+    Finished stages are reused when run again. Outputs: the dataset in collect.out, pictures and
+    reports under runs/demo/<run.name>/.
+    """
+    import torch
+
+    from worldmodel.config import load_config
+    from worldmodel.demo import run_demo
+
+    config = load_config(overrides)
+    torch.set_num_threads(config.run.num_threads)
+    run_demo(config)
+
+
 def _strip_debug(argv: list[str]) -> tuple[list[str], bool]:
     debug = "--debug" in argv
     return [a for a in argv if a != "--debug"], debug
