@@ -56,8 +56,11 @@ def _episode_problem(group: Any, meta: FileMeta) -> str | None:
     for key, (dtype, shape) in expected.items():
         dataset = group[key]
         problem = _shape_problem(dataset.dtype, dataset.shape, dtype, shape)
-        if problem is None and dtype == np.float32:  # pixels are never read: shape check only
-            problem = _array_problem(dataset[()], dtype, shape)
+        if problem is None:  # read everything: a damaged compressed chunk only shows when decoded
+            try:
+                problem = _array_problem(dataset[()], dtype, shape)
+            except OSError as err:
+                problem = f"unreadable data ({str(err).splitlines()[0]})"
         if problem:
             return f"key {key}: {problem}"
     return None

@@ -201,12 +201,19 @@ class EpisodeWriter:
         self.parts.mkdir(parents=True, exist_ok=True)
         for stale in self.parts.glob("*.tmp"):  # a write killed before its rename
             stale.unlink()
-        if self.path.exists():
-            existing = FileMeta.from_attrs(_open(self.path).attrs, str(self.path))
-            if (existing.action_dim, existing.state_dim) != (self.meta.action_dim, self.meta.state_dim):
+        self._merged: set[int] = set()
+        has_episodes = self.path.exists() or any(self.parts.glob(f"{EPISODE_PREFIX}*.h5"))
+        for file in dataset_files(self.path) if has_episodes else []:
+            with _open(file) as handle:
+                existing = FileMeta.from_attrs(handle.attrs, str(file))
+                if file == self.path:
+                    self._merged = {int(n[len(EPISODE_PREFIX) :]) for n in handle.get("data", {})}
+            mine = (self.meta.action_dim, self.meta.state_dim, self.meta.image_size, self.meta.env_id)
+            theirs = (existing.action_dim, existing.state_dim, existing.image_size, existing.env_id)
+            if mine != theirs:
                 raise DatasetError(
-                    f"{self.path}: cannot resume: action/state dims {existing.action_dim}/{existing.state_dim} "
-                    f"differ from {self.meta.action_dim}/{self.meta.state_dim}"
+                    f"{file}: cannot resume: action dim, state dim, image size, env ids {theirs} "
+                    f"differ from this run's {mine}"
                 )
 
     def existing_indices(self) -> set[int]:
@@ -219,6 +226,8 @@ class EpisodeWriter:
 
     def write(self, index: int, episode: Episode) -> None:
         """Write episode `index` to its own shard; durable when this returns."""
+        if index in self._merged:
+            raise DatasetError(f"{self.path}: episode {episode_name(index)} already exists")
         check_episode(episode, self.meta, f"episode {episode_name(index)}")
         final = self.parts / f"{episode_name(index)}.h5"
         tmp = final.with_suffix(".h5.tmp")
@@ -304,19 +313,33 @@ def _open(path: Path) -> h5py.File:
         raise DatasetError(f"{path}: not a readable HDF5 file ({str(err).splitlines()[0]})") from None
 
 
+def _is_shard(file: Path) -> bool:
+    return file.parent.name.endswith(".parts")
+
+
 def dataset_files(path: str | Path) -> list[Path]:
-    """The .h5 files that make up a dataset: the file itself, or every .h5 in a directory."""
+    """The .h5 files that make up a dataset, merged files before shards.
+
+    `x.h5` and its `x.h5.parts/` shards are one dataset: a run killed after `finalize()` renamed
+    the merged file but before it removed the shards, or a resumed run killed before its next
+    `finalize()`, leaves both, and the reader must see every finished episode exactly once.
+    """
     path = Path(path)
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*.h5") if p.is_file())
+        files = sorted((p for p in path.rglob("*.h5") if p.is_file()), key=lambda p: (_is_shard(p), str(p)))
         if not files:
             raise DatasetError(f"{path}: directory holds no .h5 episode files")
         return files
-    if not path.exists() and Path(f"{path}.parts").is_dir():
-        return dataset_files(Path(f"{path}.parts"))  # an unfinished collection, still readable
-    if not path.exists():
+    parts = Path(f"{path}.parts")
+    shards = sorted(parts.glob(f"{EPISODE_PREFIX}*.h5")) if parts.is_dir() else []
+    if not path.exists() and not shards:
         raise DatasetError(f"{path}: dataset does not exist")
-    return [path]
+    return ([path] if path.exists() else []) + shards
+
+
+def _dataset_key(file: Path) -> Path:
+    """Which logical dataset a file belongs to: a shard belongs to the file its folder is named after."""
+    return file.parent.with_name(file.parent.name[: -len(".parts")]) if _is_shard(file) else file
 
 
 class EpisodeReader:
@@ -331,11 +354,15 @@ class EpisodeReader:
         self.lengths: list[int] = []
         self.attrs: list[dict[str, Any]] = []
         self.meta: FileMeta | None = None
+        seen: set[tuple[Path, str]] = set()
         for file in dataset_files(self.path):
             with _open(file) as handle:
                 meta = FileMeta.from_attrs(handle.attrs, str(file))
                 self._check_compatible(meta, file)
                 for name in sorted(handle.get("data", {})):
+                    if (_dataset_key(file), name) in seen:
+                        continue  # already read from the merged file
+                    seen.add((_dataset_key(file), name))
                     group = handle[f"data/{name}"]
                     if "actions" not in group:
                         raise DatasetError(f"{file}: episode {name}: key actions: missing")

@@ -9,9 +9,10 @@ import textwrap
 import time
 
 import numpy as np
+import pytest
 
 from data.checks import validate
-from data.episodes import EpisodeReader, EpisodeWriter
+from data.episodes import DatasetError, EpisodeReader, EpisodeWriter
 from tests.conftest import REPO_ROOT
 from tests.data.helpers import make_episode, make_meta
 
@@ -84,3 +85,44 @@ def test_killed_merge_keeps_shards(tmp_path) -> None:
         assert writer.existing_indices() == {0, 1, 2}
         writer.finalize()
     assert len(EpisodeReader(path)) == 3
+
+
+def test_resumed_shards_are_visible_before_finalize(tmp_path) -> None:
+    """Merged file + newer shards (a resumed run killed before finalize) read as one dataset."""
+    path = tmp_path / "d.h5"
+    with EpisodeWriter(path, make_meta()) as writer:
+        for index in range(2):
+            writer.write(index, make_episode(2, seed=index))
+        writer.finalize()
+    with EpisodeWriter(path, make_meta(), resume=True) as writer:
+        writer.write(2, make_episode(2, seed=2))  # killed here: no finalize
+    reader = EpisodeReader(path)
+    assert [name for _, name in reader.entries] == ["ep_000000", "ep_000001", "ep_000002"]
+
+
+def test_kill_between_merge_and_cleanup_never_double_counts(tmp_path) -> None:
+    path = tmp_path / "dir" / "d.h5"
+    with EpisodeWriter(path, make_meta()) as writer:
+        for index in range(2):
+            writer.write(index, make_episode(2, seed=index))
+        shards = tmp_path / "keep"
+        import shutil
+
+        shutil.copytree(writer.parts, shards)
+        writer.finalize()
+    shutil.copytree(shards, writer.parts)  # as if the kill came right after the rename
+    for target in (path, tmp_path / "dir"):
+        names = [name for _, name in EpisodeReader(target).entries]
+        assert names == ["ep_000000", "ep_000001"], target
+    with EpisodeWriter(path, make_meta(), resume=True) as writer:
+        assert writer.existing_indices() == {0, 1}
+        with pytest.raises(DatasetError, match="already exists"):
+            writer.write(1, make_episode(2))
+
+
+def test_resume_with_other_image_size_is_refused(tmp_path) -> None:
+    path = tmp_path / "d.h5"
+    with EpisodeWriter(path, make_meta()) as writer:
+        writer.write(0, make_episode(2))
+    with pytest.raises(DatasetError, match="cannot resume"):
+        EpisodeWriter(path, make_meta(image_size=32), resume=True)
