@@ -1,0 +1,104 @@
+"""Receding-horizon control: encode, plan, execute the first action(s), repeat; many episodes at once.
+
+Planning sees images (encoded by the world model) and proprioception only. Success and distances
+are read from the env's `info` after actions run, for the report, never for planning. Episodes
+run side by side so one planner call serves all of them (one batched rollout per CEM iteration).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from envs.registration import make_env
+from planners.base import Planner, WorldModel
+from planners.simulator import OracleWorldModel, SimulatorWorldModel, goal_feature
+
+
+@dataclass
+class EpisodeOutcome:
+    env_id: str
+    seed: int
+    success: bool  # at the end of the step budget, judged by the env
+    final_distance: float
+    steps_to_success: int | None  # first step at which the env reported success
+    energies: list[float] = field(default_factory=list)  # best planned energy at each MPC step
+    frames: list[np.ndarray] = field(default_factory=list)  # only when recording
+
+
+@dataclass
+class MPCResult:
+    outcomes: list[EpisodeOutcome]
+    ms_per_action: float  # planning wall time per executed action, per episode batch
+    plan_seconds: float
+
+    @property
+    def success_rate(self) -> float:
+        return float(np.mean([o.success for o in self.outcomes]))
+
+
+def run_mpc(
+    env_id: str,
+    wm: WorldModel,
+    planner: Planner,
+    seeds: list[int],
+    budget: int,
+    env_kwargs: dict | None = None,
+    execute: int = 1,
+    record: bool = False,
+) -> MPCResult:
+    """Run len(seeds) episodes in parallel for `budget` steps each."""
+    envs = [make_env(env_id, **(env_kwargs or {})) for _ in seeds]
+    observations, infos = zip(
+        *(env.reset(seed=seed) for env, seed in zip(envs, seeds, strict=True)), strict=True
+    )
+    observations, infos = list(observations), list(infos)
+    oracle = isinstance(wm, OracleWorldModel)
+    z_goal = _goal_latents(wm, envs, infos, oracle)
+    planner.reset()
+    outcomes = [EpisodeOutcome(env_id, seed, False, float("nan"), None) for seed in seeds]
+    plan_seconds, step = 0.0, 0
+    while step < budget:
+        states = torch.from_numpy(np.stack([o["state"] for o in observations]))
+        z_obs = _observation_latents(wm, envs, observations, oracle)
+        if isinstance(wm, SimulatorWorldModel):
+            wm.bind(z_obs, [env.unwrapped.get_sim_state() for env in envs])
+        start = time.perf_counter()
+        result = planner.plan(wm, z_obs, states, z_goal)
+        plan_seconds += time.perf_counter() - start
+        plan = result.actions.detach().cpu().numpy()
+        for k in range(min(execute, budget - step, plan.shape[1])):
+            for e, env in enumerate(envs):
+                if record:
+                    outcomes[e].frames.append(observations[e]["pixels"])
+                observations[e], _, _, _, infos[e] = env.step(plan[e, k].astype(np.float32))
+                if infos[e]["is_success"] and outcomes[e].steps_to_success is None:
+                    outcomes[e].steps_to_success = step + 1
+            step += 1
+        for e in range(len(envs)):
+            outcomes[e].energies.append(float(result.best_energy[e]))
+    for e, env in enumerate(envs):
+        outcomes[e].success = bool(infos[e]["is_success"])
+        outcomes[e].final_distance = float(infos[e]["distance"])
+        if record:
+            outcomes[e].frames.append(observations[e]["pixels"])
+        env.close()
+    actions_taken = max(budget, 1)
+    return MPCResult(outcomes, 1000 * plan_seconds / actions_taken, plan_seconds)
+
+
+def _goal_latents(wm: WorldModel, envs: list, infos: list, oracle: bool) -> torch.Tensor:
+    if oracle:
+        return torch.from_numpy(np.stack([goal_feature(env.unwrapped) for env in envs])).float()[:, None]
+    return wm.encode(torch.from_numpy(np.stack([info["goal_pixels"] for info in infos])))
+
+
+def _observation_latents(wm: WorldModel, envs: list, observations: list, oracle: bool) -> torch.Tensor:
+    if oracle:
+        from planners.simulator import task_feature
+
+        return torch.from_numpy(np.stack([task_feature(env.unwrapped) for env in envs])).float()[:, None]
+    return wm.encode(torch.from_numpy(np.stack([o["pixels"] for o in observations])))

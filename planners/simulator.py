@@ -1,0 +1,122 @@
+"""World models that roll candidates through the real simulator: the diagnostics of issue 10.
+
+- `SimulatorWorldModel(encode_fn)`: the planner's latent energy with PERFECT dynamics. Each
+  candidate action sequence is executed in a copy of the episode's MuJoCo state, the final frame
+  is rendered and encoded. This measures the encoder's energy alone.
+- `OracleWorldModel()`: the same simulator rollouts, but the "latent" is the task's true
+  positions (one token), so the latent L1 energy becomes the true task distance: the planner's
+  ceiling on each task.
+
+Both implement the `WorldModel` protocol. The planner passes candidate rows, not episode ids, so
+`bind()` records each episode's simulator state and observation latent, and `rollout` finds a
+row's episode by exact equality of its `z0` with the bound latents (rows are copies of them).
+Costly by design (one real env step per candidate step): use few samples, e.g. 64 x 3 iterations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from envs.registration import make_env
+
+EncodeFn = Callable[[Tensor], Tensor]  # uint8 [B,H,W,3] -> [B,N,D]
+
+
+class SimulatorWorldModel:
+    """Perfect dynamics from the simulator, latent energy from `encode_fn`."""
+
+    def __init__(self, env_id: str, env_kwargs: dict, encode_fn: EncodeFn) -> None:
+        self.env = make_env(env_id, **env_kwargs).unwrapped
+        self.env.reset(seed=0)
+        self.encode_fn = encode_fn
+        self.action_dim = int(self.env.action_space.shape[0])
+        self.state_dim = int(self.env.observation_space["state"].shape[0])
+        self._z: Tensor | None = None
+        self._sim_states: list[np.ndarray] = []
+        self._goals: list = []
+
+    def bind(self, z_obs: Tensor, sim_states: list[np.ndarray], goals: list | None = None) -> None:
+        """Before each planning call: the episodes' latents [E,N,D] and simulator states."""
+        self._z = z_obs.detach().reshape(len(sim_states), -1)
+        self._sim_states = list(sim_states)
+        self._goals = list(goals or [None] * len(sim_states))
+
+    def encode(self, images: Tensor) -> Tensor:
+        return self.encode_fn(images)
+
+    def _episode_of(self, z0: Tensor) -> Tensor:
+        assert self._z is not None, "call bind() before planning with simulator dynamics"
+        flat = z0.detach().reshape(len(z0), -1)
+        matches = (flat[:, None, :] == self._z[None, :, :]).all(dim=-1)  # [B,E]
+        if not bool(matches.any(dim=1).all()):
+            raise RuntimeError("simulator rollout: a candidate row matches no bound episode")
+        return matches.float().argmax(dim=1)
+
+    def _run(self, episode: int, actions: np.ndarray) -> None:
+        self.env.set_sim_state(self._sim_states[episode])
+        for action in actions:
+            self.env.arm.apply_action(action, self.env.substeps)
+
+    def _final_feature(self, episode: int) -> Tensor:
+        return torch.from_numpy(self.env.arm.render(self.env.image_size).copy())
+
+    def rollout(self, z0: Tensor, state0: Tensor, actions: Tensor) -> Tensor:
+        """Only the last frame is simulated to the pixel (planners score the last frame by default):
+        the returned [B,H,N,D] holds the final latent at every step."""
+        episodes = self._episode_of(z0).tolist()
+        plans = actions.detach().cpu().numpy()
+        finals = []
+        for row, episode in enumerate(episodes):
+            self._run(episode, plans[row])
+            finals.append(self._final_feature(episode))
+        latents = self._latent(torch.stack(finals))
+        return latents[:, None].expand(-1, actions.shape[1], -1, -1)
+
+    def _latent(self, finals: Tensor) -> Tensor:
+        return self.encode_fn(finals)
+
+
+class OracleWorldModel(SimulatorWorldModel):
+    """Simulator rollouts whose latent is the task's true position: energy = task distance."""
+
+    def __init__(self, env_id: str, env_kwargs: dict) -> None:
+        super().__init__(env_id, {**env_kwargs, "render_pixels": False}, encode_fn=lambda x: x)
+
+    def _final_feature(self, episode: int) -> Tensor:
+        return torch.from_numpy(task_feature(self.env)).float()
+
+    def _latent(self, finals: Tensor) -> Tensor:
+        return finals[:, None, :]  # one token
+
+    def encode(self, images: Tensor) -> Tensor:
+        raise RuntimeError("the oracle world model reads the simulator, not images")
+
+
+def task_feature(env) -> np.ndarray:
+    """What the task's distance measures, as a vector (L1 to the goal's vector ~ the distance).
+
+    Push adds the end effector at 0.3 weight so the energy also rewards reaching the cube; without
+    it, a 5-step horizon rarely samples contact and the true distance is flat.
+    """
+    name = env.task.name
+    ee, cube = env.ee_pos(), env.cube_pos()
+    if name == "reach":
+        return ee
+    if name == "push":
+        return np.concatenate([cube[:2], 0.3 * ee])
+    return np.concatenate([cube, 0.3 * ee])
+
+
+def goal_feature(env) -> np.ndarray:
+    """`task_feature` of the goal scene (privileged; the oracle row only)."""
+    name = env.task.name
+    goal = env.goal
+    if name == "reach":
+        return goal.ee_pos
+    if name == "push":
+        return np.concatenate([goal.cube_pos[:2], 0.3 * goal.ee_pos])
+    return np.concatenate([goal.cube_pos, 0.3 * goal.ee_pos])

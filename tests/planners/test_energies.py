@@ -1,0 +1,88 @@
+"""Energy functions against hand-computed values, and chunked rollouts against one call."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from planner_toys import StatefulToyWorldModel, ToyWorldModel
+
+from planners import (
+    WorldModel,
+    all_steps_l1,
+    evaluate_energies,
+    last_frame_l1,
+    make_energy,
+    rollout_in_chunks,
+    with_proprio,
+)
+
+# B=1, H=2, N=1, D=2: step 0 is off by (1, 3), step 1 by (0.5, -0.5) from the goal (0, 0).
+PRED = torch.tensor([[[[1.0, 3.0]], [[0.5, -0.5]]]])
+GOAL = torch.zeros(1, 1, 2)
+
+
+def test_last_frame_l1_is_mean_abs_of_the_last_step() -> None:
+    assert last_frame_l1(PRED, GOAL).tolist() == [0.5]
+    assert make_energy("last_frame_l1")(PRED, GOAL).tolist() == [0.5]
+
+
+def test_all_steps_l1_discounted_mean() -> None:
+    # per-step L1 = [2.0, 0.5]; weights [1, 0.5] -> (2 + 0.25) / 1.5 = 1.5
+    assert all_steps_l1(0.5)(PRED, GOAL).item() == pytest.approx(1.5)
+    assert all_steps_l1(1.0)(PRED, GOAL).item() == pytest.approx(1.25)
+    assert make_energy("all_steps_l1", discount=0.5)(PRED, GOAL).item() == pytest.approx(1.5)
+
+
+def test_energy_is_per_row() -> None:
+    pred = torch.stack([PRED[0], torch.zeros(2, 1, 2)])
+    assert last_frame_l1(pred, GOAL.expand(2, 1, 2)).tolist() == [0.5, 0.0]
+
+
+def test_proprio_term_added_only_when_states_and_goal_state_exist() -> None:
+    energy = with_proprio(last_frame_l1, weight=2.0)
+    states = torch.tensor([[[0.0, 0.0], [1.0, -3.0]]])  # last predicted state (1, -3)
+    goal_state = torch.tensor([[0.0, 1.0]])  # L1 = (1 + 4) / 2 = 2.5
+    assert energy(PRED, GOAL, states, goal_state).item() == pytest.approx(0.5 + 2.0 * 2.5)
+    assert energy(PRED, GOAL).item() == pytest.approx(0.5)
+    assert energy(PRED, GOAL, states, None).item() == pytest.approx(0.5)
+
+
+def test_proprio_energy_uses_predicted_states_of_a_stateful_wm() -> None:
+    actions = torch.zeros(1, 2, 3, 7)
+    actions[0, 1, :, 0] = 0.1  # sample 1 moves x by 0.3 over 3 steps
+    state = torch.zeros(1, 4)
+    z = ToyWorldModel().latent(state)
+    goal_state = torch.tensor([[0.3, 0.0, 0.0, 0.0]])
+    energy = make_energy(proprio_weight=10.0)
+    for wm, expect_states in ((StatefulToyWorldModel(), True), (ToyWorldModel(), False)):
+        e, calls = evaluate_energies(wm, energy, z, state, z, actions, goal_state=goal_state)
+        base, _ = evaluate_energies(wm, last_frame_l1, z, state, z, actions)
+        assert calls == 1
+        if expect_states:  # sample 0 stays at 0: 10 * 0.3 / 4 extra; sample 1 ends on goal_state
+            assert e[0, 0].item() == pytest.approx(base[0, 0].item() + 10 * 0.3 / 4, rel=1e-5)
+            assert e[0, 1].item() == pytest.approx(base[0, 1].item(), rel=1e-5)
+        else:
+            assert torch.equal(e, base)
+
+
+def test_rollout_in_chunks_equals_one_call() -> None:
+    wm = ToyWorldModel()
+    g = torch.Generator().manual_seed(0)
+    state = torch.randn(10, 4, generator=g)
+    actions = 0.1 * torch.randn(10, 3, 7, generator=g)
+    z = wm.latent(state)
+    whole = wm.rollout(z, state, actions)
+    wm.calls.clear()
+    chunked = rollout_in_chunks(wm, z, state, actions, max_batch=3)
+    assert wm.calls == [3, 3, 3, 1]
+    assert torch.equal(whole, chunked)
+    pred, states = rollout_in_chunks(
+        StatefulToyWorldModel(), z, state, actions, max_batch=4, with_states=True
+    )
+    assert torch.equal(pred, whole) and states.shape == (10, 3, 4)
+
+
+def test_toy_models_follow_the_protocol() -> None:
+    assert isinstance(ToyWorldModel(), WorldModel)
+    images = torch.full((2, 8, 8, 3), 127, dtype=torch.uint8)
+    assert ToyWorldModel().encode(images).shape == (2, 4, 8)
