@@ -8,7 +8,16 @@ from typing import Any
 
 import numpy as np
 
-from data.episodes import DatasetError, FileMeta, _array_problem, _open, _shape_problem, dataset_files
+from data.episodes import (
+    H5_ERRORS,
+    DatasetError,
+    FileMeta,
+    _array_problem,
+    _first_line,
+    _open,
+    _shape_problem,
+    dataset_files,
+)
 
 
 def validate(path: str | Path) -> list[str]:
@@ -27,14 +36,25 @@ def validate(path: str | Path) -> list[str]:
         with handle:
             try:
                 meta = FileMeta.from_attrs(handle.attrs, str(file))
+            except H5_ERRORS as err:
+                problems.append(f"{file}: root attributes are unreadable ({_first_line(err)})")
+                continue
             except DatasetError as err:
                 problems.append(str(err))
                 continue
             if "data" not in handle:
                 problems.append(f"{file}: group 'data' is missing")
                 continue
-            for name in sorted(handle["data"]):
-                problem = _episode_problem(handle[f"data/{name}"], meta)
+            try:
+                names = sorted(handle["data"])
+            except H5_ERRORS as err:
+                problems.append(f"{file}: group 'data' is unreadable ({_first_line(err)})")
+                continue
+            for name in names:
+                try:
+                    problem = _episode_problem(handle[f"data/{name}"], meta)
+                except H5_ERRORS as err:
+                    problem = f"unreadable ({_first_line(err)})"
                 if problem:
                     problems.append(f"{file}: episode {name}: {problem}")
     return problems
@@ -45,6 +65,8 @@ def _episode_problem(group: Any, meta: FileMeta) -> str | None:
         if key not in group:
             return f"key {key}: missing"
     T = group["actions"].shape[0] if group["actions"].ndim >= 1 else -1
+    if T == 0:
+        return "key actions: episode has no steps (expected at least 1 action)"
     if "num_steps" in group.attrs and int(group.attrs["num_steps"]) != T:
         return f"attribute num_steps: expected {T} (the actions length), got {group.attrs['num_steps']}"
     size = meta.image_size
@@ -59,8 +81,8 @@ def _episode_problem(group: Any, meta: FileMeta) -> str | None:
         if problem is None:  # read everything: a damaged compressed chunk only shows when decoded
             try:
                 problem = _array_problem(dataset[()], dtype, shape)
-            except OSError as err:
-                problem = f"unreadable data ({str(err).splitlines()[0]})"
+            except H5_ERRORS as err:
+                problem = f"unreadable data ({_first_line(err)})"
         if problem:
             return f"key {key}: {problem}"
     return None

@@ -77,8 +77,15 @@ class ClipDataset(Dataset):
         config: ClipConfig,
         episodes: list[int] | None = None,
         normalize: bool = True,
+        image_size: int | None = None,
     ) -> None:
         self.reader = EpisodeReader(path)
+        found = self.reader.meta.image_size if self.reader.meta else None
+        if image_size is not None and found != image_size:
+            raise DatasetError(
+                f"{path}: root attribute 'image_size' is {found}, but the config expects {image_size} "
+                "(set env.image_size to match, or re-collect)"
+            )
         self.config = config
         self.normalize = normalize
         chosen = range(len(self.reader)) if episodes is None else episodes
@@ -123,10 +130,12 @@ def _one_thread_per_worker(_: int) -> None:
 class ClipDataModule(L.LightningDataModule):
     """Train/val clip loaders over one dataset with a deterministic episode-level split."""
 
-    def __init__(self, path: str | Path, config: ClipConfig, normalize: bool = True) -> None:
+    def __init__(
+        self, path: str | Path, config: ClipConfig, normalize: bool = True, image_size: int | None = None
+    ) -> None:
         super().__init__()
         config.validate()
-        self.path, self.config, self.normalize = Path(path), config, normalize
+        self.path, self.config, self.normalize, self.image_size = Path(path), config, normalize, image_size
         self.train_set: ClipDataset | None = None
         self.val_set: ClipDataset | None = None
 
@@ -135,8 +144,10 @@ class ClipDataModule(L.LightningDataModule):
             return
         total = len(EpisodeReader(self.path))
         train, val = split_episodes(total, self.config.val_fraction, self.config.split_seed)
-        self.train_set = ClipDataset(self.path, self.config, train, self.normalize)
-        self.val_set = ClipDataset(self.path, self.config, val, self.normalize) if val else None
+        self.train_set = ClipDataset(self.path, self.config, train, self.normalize, self.image_size)
+        self.val_set = (
+            ClipDataset(self.path, self.config, val, self.normalize, self.image_size) if val else None
+        )
 
     def _loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
         workers = self.config.num_workers

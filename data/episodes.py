@@ -34,6 +34,8 @@ import numpy as np
 FORMAT = "jepa-wm.episodes"
 VERSION = 1
 EPISODE_PREFIX = "ep_"
+# What h5py raises on damaged files, besides our own checks.
+H5_ERRORS = (OSError, RuntimeError, KeyError, ValueError, TypeError)
 ROOT_ATTRS = ("format", "version", "env_id", "control_hz", "action_dim", "state_dim", "action_space")
 
 
@@ -272,6 +274,8 @@ class EpisodeWriter:
 def check_episode(episode: Episode, meta: FileMeta, where: str) -> None:
     """Raise DatasetError on the first inconsistency of an in-memory episode."""
     T = episode.num_steps
+    if T == 0:
+        raise DatasetError(f"{where}: key actions: episode has no steps (expected at least 1 action)")
     expected = {
         "obs/pixels": (np.uint8, (T + 1, meta.image_size, meta.image_size, 3)),
         "obs/state": (np.float32, (T + 1, meta.state_dim)),
@@ -299,6 +303,11 @@ def _array_problem(array: Any, dtype: type, shape: tuple[int, ...]) -> str | Non
     if dtype == np.float32 and not np.all(np.isfinite(np.asarray(array))):
         return "contains NaN or infinite values"
     return None
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
 
 
 def _open(path: Path) -> h5py.File:
@@ -356,21 +365,30 @@ class EpisodeReader:
         self.meta: FileMeta | None = None
         seen: set[tuple[Path, str]] = set()
         for file in dataset_files(self.path):
-            with _open(file) as handle:
-                meta = FileMeta.from_attrs(handle.attrs, str(file))
-                self._check_compatible(meta, file)
-                for name in sorted(handle.get("data", {})):
-                    if (_dataset_key(file), name) in seen:
-                        continue  # already read from the merged file
-                    seen.add((_dataset_key(file), name))
-                    group = handle[f"data/{name}"]
-                    if "actions" not in group:
-                        raise DatasetError(f"{file}: episode {name}: key actions: missing")
-                    self.entries.append((file, name))
-                    self.lengths.append(int(group["actions"].shape[0]))
-                    self.attrs.append({k: _plain(v) for k, v in group.attrs.items()})
+            try:
+                self._scan(file, seen)
+            except DatasetError:
+                raise
+            except H5_ERRORS as err:
+                raise DatasetError(f"{file}: damaged HDF5 file ({_first_line(err)})") from None
         self._handles: dict[Path, h5py.File] = {}
         self._pid = os.getpid()
+
+    def _scan(self, file: Path, seen: set[tuple[Path, str]]) -> None:
+        """Index one file's episodes, skipping those already read from the merged file."""
+        with _open(file) as handle:
+            meta = FileMeta.from_attrs(handle.attrs, str(file))
+            self._check_compatible(meta, file)
+            for name in sorted(handle.get("data", {})):
+                if (_dataset_key(file), name) in seen:
+                    continue
+                seen.add((_dataset_key(file), name))
+                group = handle[f"data/{name}"]
+                if "actions" not in group:
+                    raise DatasetError(f"{file}: episode {name}: key actions: missing")
+                self.entries.append((file, name))
+                self.lengths.append(int(group["actions"].shape[0]))
+                self.attrs.append({k: _plain(v) for k, v in group.attrs.items()})
 
     def _check_compatible(self, meta: FileMeta, file: Path) -> None:
         if self.meta is None:
@@ -396,14 +414,25 @@ class EpisodeReader:
             self._handles[file] = _open(file)
         return self._handles[file][f"data/{name}"]
 
+    def _read(self, index: int, key: str, selection: Any = ()) -> np.ndarray:
+        try:
+            return self._group(index)[key][selection]
+        except DatasetError:
+            raise
+        except H5_ERRORS as err:
+            file, name = self.entries[index]
+            raise DatasetError(
+                f"{file}: episode {name}: key {key}: unreadable ({_first_line(err)})"
+            ) from None
+
     def read_frames(self, index: int, frames: slice | np.ndarray | list[int] = slice(None)) -> np.ndarray:
-        return self._group(index)["obs/pixels"][frames]
+        return self._read(index, "obs/pixels", frames)
 
     def read_states(self, index: int) -> np.ndarray:
-        return self._group(index)["obs/state"][()]
+        return self._read(index, "obs/state")
 
     def read_actions(self, index: int) -> np.ndarray:
-        return self._group(index)["actions"][()]
+        return self._read(index, "actions")
 
     def read_episode(self, index: int) -> Episode:
         attrs = self.attrs[index]
@@ -431,6 +460,13 @@ class EpisodeReader:
         state = dict(self.__dict__)
         state["_handles"] = {}
         return state
+
+
+def validate(path: str | Path) -> list[str]:
+    """Every problem in a dataset, one line each (see data/checks.py)."""
+    from data.checks import validate as validate_dataset
+
+    return validate_dataset(path)
 
 
 def _plain(value: Any) -> Any:

@@ -92,9 +92,9 @@ def data_check(
 
 @data_app.command("import")
 def data_import(
-    kind: str = typer.Argument(..., help="Source format: robomimic (HDF5 file) or lerobot (dataset folder)."),
     source: Path = typer.Argument(..., help="The robomimic .hdf5 file or the LeRobot dataset folder."),
-    out: Path = typer.Option(..., "--out", help="Output .h5 in the jepa-wm episode format."),
+    out: Path = typer.Argument(..., help="Output .h5 in the jepa-wm episode format."),
+    fmt: str = typer.Option(..., "--format", help="Source format: robomimic or lerobot."),
     camera: str = typer.Option(None, help="Camera: robomimic name (default agentview) or LeRobot video key."),
     image_size: int = typer.Option(64, help="Square frame size after centre crop and resize (16..256)."),
 ) -> None:
@@ -103,10 +103,10 @@ def data_import(
 
     if not 16 <= image_size <= 256:
         raise UserError(f"option --image-size: expected 16..256, got {image_size}")
-    if kind == "robomimic":
+    if fmt == "robomimic":
         count = import_robomimic(source, out, camera=camera or "agentview", image_size=image_size)
-    elif kind == "lerobot":
+    elif fmt == "lerobot":
         count = import_lerobot(source, out, camera=camera, image_size=image_size)
     else:
-        raise UserError(f"data import: unknown source kind '{kind}': expected robomimic or lerobot")
+        raise UserError(f"option --format: expected robomimic or lerobot, got '{fmt}'")
     console.print(f"wrote {out}: {count} episodes")

@@ -51,8 +51,8 @@ def test_import_robomimic_cli_and_unknown_kind(wm, tmp_path) -> None:
 
     source = write_robomimic(tmp_path / "lift.hdf5")
     out = tmp_path / "lift.h5"
-    result = wm("data", "import", "robomimic", str(source), "--out", str(out), "--image-size", "32")
+    result = wm("data", "import", "--format", "robomimic", str(source), str(out), "--image-size", "32")
     assert result.returncode == 0, result.stderr
     assert wm("data", "check", str(out)).returncode == 0
-    bad = wm("data", "import", "rlds", str(source), "--out", str(tmp_path / "y.h5"))
-    assert bad.returncode == 2 and "unknown source kind 'rlds'" in bad.stderr
+    bad = wm("data", "import", "--format", "rlds", str(source), str(tmp_path / "y.h5"))
+    assert bad.returncode == 2 and "expected robomimic or lerobot, got 'rlds'" in bad.stderr

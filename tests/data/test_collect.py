@@ -102,3 +102,10 @@ def test_collect_bad_inputs_are_one_line(wm, tmp_path) -> None:
         assert "Traceback" not in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert not (tmp_path / "x.h5").exists()
+
+
+def test_random_policy_collects_from_an_adapted_gymnasium_env(tmp_path) -> None:
+    result = collect(["jepa_wm/ReacherGoal-v0"], 2, 4, "random", tmp_path / "r.h5", progress=False)
+    reader = EpisodeReader(result.path)
+    assert reader.meta.action_dim == 2 and reader.meta.state_dim == 10
+    assert validate(result.path) == []
