@@ -81,16 +81,24 @@ class SimulatorWorldModel:
 
 
 class OracleWorldModel(SimulatorWorldModel):
-    """Simulator rollouts whose latent is the task's true position: energy = task distance."""
+    """Simulator rollouts whose latent is the task's true position: energy = task distance.
+
+    Reading positions is free, so every step's latent is real (all-steps energies work too).
+    """
 
     def __init__(self, env_id: str, env_kwargs: dict) -> None:
         super().__init__(env_id, {**env_kwargs, "render_pixels": False}, encode_fn=lambda x: x)
 
-    def _final_feature(self, episode: int) -> Tensor:
-        return torch.from_numpy(task_feature(self.env)).float()
-
-    def _latent(self, finals: Tensor) -> Tensor:
-        return finals[:, None, :]  # one token
+    def rollout(self, z0: Tensor, state0: Tensor, actions: Tensor) -> Tensor:
+        episodes = self._episode_of(z0).tolist()
+        plans = actions.detach().cpu().numpy()
+        out = np.zeros((len(episodes), plans.shape[1], 1, len(task_feature(self.env))), dtype=np.float32)
+        for row, episode in enumerate(episodes):
+            self.env.set_sim_state(self._sim_states[episode])
+            for step, action in enumerate(plans[row]):
+                self.env.arm.apply_action(action, self.env.substeps)
+                out[row, step, 0] = task_feature(self.env)
+        return torch.from_numpy(out)
 
     def encode(self, images: Tensor) -> Tensor:
         raise RuntimeError("the oracle world model reads the simulator, not images")

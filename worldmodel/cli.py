@@ -96,6 +96,58 @@ def envs_show(
     console.print(f"wrote {out}")
 
 
+@app.command("eval")
+def eval_command(overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP)) -> None:
+    """Zero-shot goal-image evaluation: success table, results.json and plots.
+
+    Keys (eval.*): tasks, episodes, budget (MPC steps), split, rows (oracle | simulator | learned),
+    encoder, latent_grid, sim_samples, sim_iterations, name; planner keys: plan.*.
+    Outputs go to runs/eval/<eval.name>/.
+    """
+    import torch
+
+    from worldmodel.config import load_config
+    from worldmodel.evaluate import evaluate, write_outputs
+
+    config = load_config(overrides, section="eval")
+    torch.set_num_threads(config.run.num_threads)
+    results = evaluate(config)
+    print_eval_table(results, config)
+    paths = write_outputs(config, results, Path(config.run.root) / "eval" / config.eval.name)
+    for label, path in paths.items():
+        console.print(f"{label}: {path}")
+
+
+def print_eval_table(results: list, config) -> None:
+    table = Table(
+        title=f"zero-shot goal-image success ({config.eval.split} split, {config.eval.budget} steps)"
+    )
+    for column in (
+        "task",
+        "row",
+        "encoder",
+        "success (95% CI)",
+        "final dist",
+        "steps to success",
+        "ms/action",
+        "planner",
+    ):
+        table.add_column(column)
+    for r in results:
+        steps = "-" if r.median_steps_to_success is None else f"{r.median_steps_to_success:.0f}"
+        table.add_row(
+            r.task.split("/")[-1], r.row, r.encoder,
+            f"{r.success_rate:.0%} [{r.ci_low:.0%}, {r.ci_high:.0%}]",
+            f"{r.mean_final_distance_cm:.1f} cm", steps, f"{r.ms_per_action:.0f}", r.planner,
+        )  # fmt: skip
+    console.print(table)
+    if any(r.row in ("oracle", "simulator") for r in results):
+        console.print(
+            f"note: oracle/simulator rows roll candidates through the real simulator with "
+            f"{config.eval.sim_samples} samples x {config.eval.sim_iterations} iterations (costly by design)."
+        )
+
+
 @app.command("demo")
 def demo(overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP)) -> None:
     """Run the whole pipeline on the tiny preset and print stage and success tables.

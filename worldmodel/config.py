@@ -85,6 +85,71 @@ class CollectConfig:
         _check(self.out != "", "collect.out", "an output path", self.out)
 
 
+PLANNER_NAMES = ("cem", "mppi", "gradient", "random")
+ENERGIES = ("last_frame_l1", "all_steps_l1")
+EVAL_ROWS = ("oracle", "simulator", "learned")
+
+
+@dataclass
+class PlanConfig:
+    """The planner used by `wm plan` / `wm eval` (planner-specific knobs: planners/*.py configs)."""
+
+    planner: str = "cem"
+    samples: int = 256
+    iterations: int = 5
+    horizon: int = 3
+    energy: str = "all_steps_l1"
+    discount: float = 0.9
+    # Rotation dims fixed to 0 and a separate gripper momentum, as the official planner (7-D arms).
+    fix_rotation: bool = True
+    execute: int = 1  # actions executed per plan (receding horizon)
+    seed: int = 0
+
+    def validate(self) -> None:
+        _check(self.planner in PLANNER_NAMES, "plan.planner", " | ".join(PLANNER_NAMES), self.planner)
+        _check(self.samples >= 1, "plan.samples", "an integer >= 1", self.samples)
+        _check(self.iterations >= 1, "plan.iterations", "an integer >= 1", self.iterations)
+        _check(self.horizon >= 1, "plan.horizon", "an integer >= 1", self.horizon)
+        _check(self.energy in ENERGIES, "plan.energy", " | ".join(ENERGIES), self.energy)
+        _check(0.0 < self.discount <= 1.0, "plan.discount", "a number in (0, 1]", self.discount)
+        _check(
+            1 <= self.execute <= self.horizon,
+            "plan.execute",
+            f"an integer in 1..{self.horizon}",
+            self.execute,
+        )
+
+
+@dataclass
+class EvalConfig:
+    """Zero-shot goal-image evaluation (`wm eval`): which tasks, which rows, how many episodes."""
+
+    tasks: list[str] = field(default_factory=lambda: ["jepa_wm/Reach-v0", "jepa_wm/Push-v0"])
+    episodes: int = 10
+    budget: int = 30  # MPC steps per episode
+    split: str = "heldout"
+    # oracle: true task distance + simulator dynamics (the planner's ceiling);
+    # simulator: latent energy + simulator dynamics (the encoder alone);
+    # learned: latent energy + the learned predictor (the full world model).
+    rows: list[str] = field(default_factory=lambda: ["oracle", "simulator"])
+    encoder: str = "pixels"  # pixels | random | path to a pretrain run folder
+    latent_grid: int = 4  # tokens per side the planner's latent is pooled to
+    sim_samples: int = 64  # simulator rows are costly: fewer samples, said in the output
+    sim_iterations: int = 3
+    name: str = "eval"
+
+    def validate(self) -> None:
+        _check(len(self.tasks) > 0, "eval.tasks", "a non-empty list of env ids", self.tasks)
+        _check(self.episodes >= 1, "eval.episodes", "an integer >= 1", self.episodes)
+        _check(self.budget >= 1, "eval.budget", "an integer >= 1", self.budget)
+        _check(self.split in SPLITS, "eval.split", " or ".join(SPLITS), self.split)
+        bad = [r for r in self.rows if r not in EVAL_ROWS]
+        _check(not bad and len(self.rows) > 0, "eval.rows", f"a list of {', '.join(EVAL_ROWS)}", self.rows)
+        _check(self.latent_grid >= 1, "eval.latent_grid", "an integer >= 1", self.latent_grid)
+        _check(self.sim_samples >= 1, "eval.sim_samples", "an integer >= 1", self.sim_samples)
+        _check(self.sim_iterations >= 1, "eval.sim_iterations", "an integer >= 1", self.sim_iterations)
+
+
 @dataclass
 class Config:
     """The whole resolved configuration; `wm config show` prints it."""
@@ -93,6 +158,8 @@ class Config:
     run: RunConfig = field(default_factory=RunConfig)
     env: EnvConfig = field(default_factory=EnvConfig)
     collect: CollectConfig = field(default_factory=CollectConfig)
+    plan: PlanConfig = field(default_factory=PlanConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
 
     def validate(self) -> None:
         for f in fields(self):

@@ -47,3 +47,48 @@ def save_side_by_side(images: list[np.ndarray], labels: list[str], title: str, p
         ax.axis("off")
     fig.suptitle(title)
     save_figure(fig, path)
+
+
+def plot_success(results: list, path: Path) -> Path:
+    """Success rate with 95 % intervals, grouped by task, one bar per eval row."""
+    tasks = list(dict.fromkeys(r.task for r in results))
+    rows = list(dict.fromkeys(r.row for r in results))
+    width = 0.8 / max(len(rows), 1)
+    fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(tasks), 3.4))
+    for j, row in enumerate(rows):
+        for i, task in enumerate(tasks):
+            match = [r for r in results if r.task == task and r.row == row]
+            if not match:
+                continue
+            r = match[0]
+            x = i + (j - (len(rows) - 1) / 2) * width
+            ax.bar(x, r.success_rate, width, color=f"C{j}", label=row if i == 0 else None)
+            ax.errorbar(
+                x,
+                r.success_rate,
+                yerr=[[r.success_rate - r.ci_low], [r.ci_high - r.success_rate]],
+                color="k",
+                capsize=3,
+            )
+    ax.set_xticks(range(len(tasks)), [t.split("/")[-1] for t in tasks])
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("success rate (95 % CI)")
+    ax.legend(fontsize=8)
+    save_figure(fig, path)
+    return path
+
+
+def plot_energy_curves(results: list, path: Path) -> Path:
+    """Best planned energy at each MPC step, mean over episodes, per task and row."""
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    for k, r in enumerate(results):
+        if not r.energies or not r.energies[0]:
+            continue
+        curves = np.array([e for e in r.energies if len(e) == len(r.energies[0])])
+        scale = curves[:, :1].clip(min=1e-12)
+        ax.plot((curves / scale).mean(0), color=f"C{k}", label=f"{r.task.split('/')[-1]} {r.row}")
+    ax.set_xlabel("MPC step")
+    ax.set_ylabel("planned energy / first step")
+    ax.legend(fontsize=7)
+    save_figure(fig, path)
+    return path

@@ -1,0 +1,179 @@
+"""`wm eval`: zero-shot goal-image success per task, with rows that isolate each part of the system.
+
+Rows (DESIGN/issue 10): `oracle` = true task distance with simulator dynamics (the planner's
+ceiling); `simulator` = the encoder's latent energy with simulator dynamics (the encoder alone);
+`learned` = the latent energy with the learned predictor (the whole world model). Reading the
+rows side by side tells which part limits success.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import resource
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from worldmodel.config import Config, to_yaml
+from worldmodel.errors import UserError
+
+
+@dataclass
+class RowResult:
+    task: str
+    row: str
+    encoder: str
+    episodes: int
+    success_rate: float
+    ci_low: float
+    ci_high: float
+    mean_final_distance_cm: float
+    median_steps_to_success: float | None
+    ms_per_action: float
+    peak_memory_mb: float
+    planner: str
+    energies: list[list[float]]
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95 % Wilson score interval: honest for small n and rates near 0 or 1."""
+    if n == 0:
+        return 0.0, 0.0
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def make_encoder(name: str, latent_grid: int):
+    """An `encode(images uint8 [B,H,W,3]) -> [B,N,D]` for the latent-energy rows."""
+    from worldmodel.probe import pixel_tokens, pool_tokens
+
+    if name == "pixels":
+        return lambda images: pool_tokens(pixel_tokens(images, 8), images.shape[1] // 8, latent_grid)
+    raise UserError(
+        f"config key 'eval.encoder': '{name}' is not available yet: expected 'pixels' "
+        "(pretrained encoders plug in with stage 1)"
+    )
+
+
+def build_planner(config: Config, action_space, simulator: bool):
+    from planners import ActionBounds, make_planner
+
+    plan = config.plan
+    dims = action_space.shape[0]
+    fixed = [3, 4, 5] if plan.fix_rotation and dims == 7 else []
+    bounds = ActionBounds.from_box(action_space, fixed_dims=fixed)
+    kwargs: dict[str, Any] = {
+        "horizon": plan.horizon,
+        "seed": plan.seed,
+        "energy": plan.energy,
+        "discount": plan.discount,
+        "samples": config.eval.sim_samples if simulator else plan.samples,
+        "iterations": config.eval.sim_iterations if simulator else plan.iterations,
+        "warm_start_shift": plan.execute,
+    }
+    if plan.planner == "cem" and dims == 7:
+        kwargs["gripper_dim"] = 6
+    if plan.planner == "gradient":
+        kwargs["restarts"] = kwargs.pop("samples")
+    return make_planner(plan.planner, bounds=bounds, **kwargs)
+
+
+def build_world_model(row: str, env_id: str, env_kwargs: dict, config: Config):
+    from planners.simulator import OracleWorldModel, SimulatorWorldModel
+
+    if row == "oracle":
+        return OracleWorldModel(env_id, env_kwargs)
+    if row == "simulator":
+        return SimulatorWorldModel(
+            env_id, env_kwargs, make_encoder(config.eval.encoder, config.eval.latent_grid)
+        )
+    raise UserError(
+        "eval row 'learned' needs a trained action-conditioned predictor (stage 2), not built yet"
+    )
+
+
+def evaluate(config: Config, progress: bool = True) -> list[RowResult]:
+    """Run every (task, row) pair; episodes of a pair run side by side in one planner batch."""
+    from envs.registration import ENV_IDS, make_env
+    from planners.mpc import run_mpc
+
+    ev = config.eval
+    results = []
+    for env_id in ev.tasks:
+        env_kwargs: dict[str, Any] = {"split": ev.split} if env_id in ENV_IDS.values() else {}
+        probe_env = make_env(env_id, **env_kwargs)
+        for row in ev.rows:
+            simulator = row in ("oracle", "simulator")
+            planner = build_planner(config, probe_env.action_space, simulator)
+            wm = build_world_model(row, env_id, env_kwargs, config)
+            seeds = [1_000_000 + config.run.seed * 1000 + i for i in range(ev.episodes)]
+            if progress:
+                print(
+                    f"[eval] {env_id} row={row}: {ev.episodes} episodes x {ev.budget} steps ...", flush=True
+                )
+            outcome = run_mpc(env_id, wm, planner, seeds, ev.budget, env_kwargs, execute=config.plan.execute)
+            results.append(summarise(env_id, row, ev.encoder if row != "oracle" else "-", outcome, planner))
+        probe_env.close()
+    return results
+
+
+def summarise(env_id: str, row: str, encoder: str, outcome, planner) -> RowResult:
+    successes = sum(o.success for o in outcome.outcomes)
+    n = len(outcome.outcomes)
+    low, high = wilson_interval(successes, n)
+    steps = [o.steps_to_success for o in outcome.outcomes if o.steps_to_success is not None]
+    config = planner.config
+    label = f"{config.__class__.__name__.replace('Config', '').lower()} {getattr(config, 'samples', '')}x{config.iterations} h{config.horizon}"
+    return RowResult(
+        task=env_id,
+        row=row,
+        encoder=encoder,
+        episodes=n,
+        success_rate=successes / n,
+        ci_low=low,
+        ci_high=high,
+        mean_final_distance_cm=100 * float(np.mean([o.final_distance for o in outcome.outcomes])),
+        median_steps_to_success=float(np.median(steps)) if steps else None,
+        ms_per_action=outcome.ms_per_action / max(n, 1),
+        peak_memory_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        planner=label,
+        energies=[o.energies for o in outcome.outcomes],
+    )
+
+
+def git_commit() -> str | None:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def write_outputs(config: Config, results: list[RowResult], out_dir: Path) -> dict[str, Path]:
+    """results.json (with resolved config and git commit), success and energy plots."""
+    from worldmodel.plots import plot_energy_curves, plot_success
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "git_commit": git_commit(),
+        "config": to_yaml(config),
+        "torch_threads": torch.get_num_threads(),
+        "results": [asdict(r) for r in results],
+    }
+    path = out_dir / "results.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(payload, indent=2))
+    tmp.replace(path)
+    success_png = plot_success(results, out_dir / "success.png")
+    energy_png = plot_energy_curves(results, out_dir / "energy.png")
+    return {"results": path, "success": success_png, "energy": energy_png}
