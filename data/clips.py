@@ -8,8 +8,10 @@ the sum is the delta between the sampled frames). Frames are ImageNet-normalised
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import numpy as np
@@ -131,11 +133,17 @@ class ClipDataModule(L.LightningDataModule):
     """Train/val clip loaders over one dataset with a deterministic episode-level split."""
 
     def __init__(
-        self, path: str | Path, config: ClipConfig, normalize: bool = True, image_size: int | None = None
+        self,
+        path: str | Path,
+        config: ClipConfig,
+        normalize: bool = True,
+        image_size: int | None = None,
+        collate_fn: Callable[[list], Any] | None = None,
     ) -> None:
         super().__init__()
         config.validate()
         self.path, self.config, self.normalize, self.image_size = Path(path), config, normalize, image_size
+        self.collate_fn = collate_fn  # e.g. a mask collator that adds JEPA masks per batch
         self.train_set: ClipDataset | None = None
         self.val_set: ClipDataset | None = None
 
@@ -159,6 +167,7 @@ class ClipDataModule(L.LightningDataModule):
             num_workers=workers,
             persistent_workers=workers > 0,
             worker_init_fn=_one_thread_per_worker if workers > 0 else None,
+            collate_fn=self.collate_fn,
             generator=torch.Generator().manual_seed(self.config.split_seed) if shuffle else None,
         )
 

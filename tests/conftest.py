@@ -45,3 +45,25 @@ def run_wm(*args: str, cwd: Path | None = None, timeout: float = 300) -> subproc
 @pytest.fixture
 def wm():
     return run_wm
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory) -> Path:
+    """A real collected dataset, made once per test session: 6 play episodes of 12 steps."""
+    from data.collect import collect
+
+    out = tmp_path_factory.mktemp("tiny_data") / "play.h5"
+    collect(["jepa_wm/Reach-v0", "jepa_wm/Push-v0"], 6, 12, "play", out, workers=1, progress=False)
+    return out
+
+
+TINY_MODEL = [
+    "jepa.encoder.embed_dim=64",
+    "jepa.encoder.depth=1",
+    "jepa.encoder.num_heads=1",
+    "jepa.encoder.mlp_hidden=128",
+    "jepa.predictor.embed_dim=32",
+    "jepa.predictor.depth=1",
+    "jepa.predictor.num_heads=1",
+    "jepa.predictor.mlp_hidden=64",
+]

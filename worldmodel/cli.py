@@ -96,6 +96,72 @@ def envs_show(
     console.print(f"wrote {out}")
 
 
+@app.command("pretrain")
+def pretrain_command(overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP)) -> None:
+    """Stage 1: action-free V-JEPA pretraining of the video encoder on collected clips.
+
+    Keys (pretrain.*): data, max_steps, batch_size, clip_len, lr, warmup_steps, schedule, resume;
+    model: jepa.encoder.*, jepa.predictor.*, jepa.masks.*, jepa.ema_start/ema_end.
+    Writes runs/pretrain/<run.name>/ (config.yaml, metrics.csv, checkpoints/, encoder.safetensors).
+    """
+    import torch
+
+    from worldmodel.config import load_config
+    from worldmodel.pretrain import pretrain
+
+    config = load_config(overrides, section="pretrain")
+    torch.set_num_threads(config.run.num_threads)
+    path = pretrain(config)
+    console.print(f"encoder: {path / 'encoder.safetensors'}  metrics: {path / 'metrics.csv'}")
+
+
+@app.command("probe")
+def probe_command(
+    encoder: str = typer.Argument(
+        ..., help="Pretrain run folder or encoder.safetensors (or 'pixels'/'random')."
+    ),
+    grids: str = typer.Option("1,2,4", help="Token grids to pool to, comma separated (planner uses one)."),
+    env_id: str = typer.Option("jepa_wm/Push-v0", "--env", help="Env whose frames are probed."),
+    episodes: int = typer.Option(30, help="Play episodes of probe frames."),
+    steps: int = typer.Option(30, help="Steps per episode."),
+    split: str = typer.Option("heldout", help="Visual split of the probe frames."),
+    baselines: bool = typer.Option(True, help="Also measure raw pixels and a random-init ViT."),
+) -> None:
+    """Does the latent track the task? Rank correlation of latent vs true distance, and a linear probe."""
+    import torch
+
+    from worldmodel.probe_run import run_probe, write_probe
+
+    torch.set_num_threads(1)
+    names = [encoder] + (["pixels", "random"] if baselines and encoder not in ("pixels", "random") else [])
+    try:
+        grid_list = [int(g) for g in grids.split(",")]
+    except ValueError:
+        raise UserError(f"option --grids: expected comma-separated integers, got '{grids}'") from None
+    rows = run_probe(names, grid_list, env_id, episodes, steps, split)
+    table = Table(title=f"latent vs truth on {env_id} ({split}, {episodes * steps} frames)")
+    for column in (
+        "encoder",
+        "tokens",
+        "rank corr EE",
+        "rank corr cube",
+        "probe R2 EE",
+        "probe R2 cube",
+        "token std",
+        "pooled cos",
+    ):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(
+            Path(r["encoder"]).name if "/" in r["encoder"] else r["encoder"], str(r["tokens"]),
+            f"{r['rank_corr_ee']:.3f}", f"{r['rank_corr_cube']:.3f}", f"{r['probe_r2_ee']:.3f}",
+            f"{r['probe_r2_cube']:.3f}", f"{r['token_std']:.3f}", f"{r['pooled_cosine']:.3f}",
+        )  # fmt: skip
+    console.print(table)
+    where = Path(encoder) if Path(encoder).is_dir() else Path("runs") / "probe"
+    console.print(f"wrote {write_probe(rows, where / 'probe.json')}")
+
+
 @app.command("eval")
 def eval_command(overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP)) -> None:
     """Zero-shot goal-image evaluation: success table, results.json and plots.
@@ -146,6 +212,20 @@ def print_eval_table(results: list, config) -> None:
             f"note: oracle/simulator rows roll candidates through the real simulator with "
             f"{config.eval.sim_samples} samples x {config.eval.sim_iterations} iterations (costly by design)."
         )
+
+
+@app.command("bench")
+def bench_command(names: list[str] = typer.Argument(None, help="Benchmarks to run (default: all).")) -> None:
+    """Run the benchmarks (results in benchmarks/results/*.json) and refresh the README table."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the source checkout
+    try:
+        from benchmarks.run_all import BENCHMARKS, run, update_readme
+    except ImportError:
+        raise UserError(
+            "wm bench runs from a source checkout (the benchmarks/ folder is not installed)"
+        ) from None
+    run(tuple(names) if names else BENCHMARKS)
+    update_readme()
 
 
 @app.command("demo")

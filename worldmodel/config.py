@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from worldmodel.errors import ConfigError
+from worldmodel.jepa import JEPAConfig
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 DEFAULT_PRESET = "tiny"
@@ -151,6 +152,38 @@ class EvalConfig:
 
 
 @dataclass
+class PretrainConfig:
+    """Stage-1 training schedule and data."""
+
+    data: str = "datasets/tiny_play.h5"
+    max_steps: int = 600
+    batch_size: int = 16
+    clip_len: int = 4
+    frame_skip: int = 1
+    lr: float = 5e-4
+    warmup_steps: int = 60
+    schedule: str = "cosine"
+    weight_decay: float = 0.04
+    num_workers: int = 0
+    log_every: int = 10
+    checkpoint_every: int = 100
+    resume: bool = False
+
+    def validate(self) -> None:
+        _check(self.max_steps >= 1, "pretrain.max_steps", "an integer >= 1", self.max_steps)
+        _check(self.batch_size >= 1, "pretrain.batch_size", "an integer >= 1", self.batch_size)
+        _check(self.clip_len >= 1, "pretrain.clip_len", "an integer >= 1", self.clip_len)
+        _check(self.lr > 0, "pretrain.lr", "a number > 0", self.lr)
+        _check(self.warmup_steps >= 0, "pretrain.warmup_steps", "an integer >= 0", self.warmup_steps)
+        _check(
+            self.schedule in ("constant", "cosine"), "pretrain.schedule", "constant | cosine", self.schedule
+        )
+        _check(
+            self.checkpoint_every >= 1, "pretrain.checkpoint_every", "an integer >= 1", self.checkpoint_every
+        )
+
+
+@dataclass
 class Config:
     """The whole resolved configuration; `wm config show` prints it."""
 
@@ -160,6 +193,8 @@ class Config:
     collect: CollectConfig = field(default_factory=CollectConfig)
     plan: PlanConfig = field(default_factory=PlanConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    jepa: JEPAConfig = field(default_factory=JEPAConfig)  # encoder, predictor, masks
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
 
     def validate(self) -> None:
         for f in fields(self):

@@ -7,6 +7,7 @@ the privileged scripted oracle (proof the task is solvable in the step budget).
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -106,26 +107,86 @@ def run_demo(config: Config, episodes_per_task: int = 10) -> list[StageResult]:
         return str(preview)
 
     stages.append(run_stage("preview", preview.exists, do_preview))
-    for name, issue in (("pretrain", 5), ("cache", 6), ("train", 6), ("eval", 7)):
-        say(f"[{name}] pending: not built yet (issue {issue})")
-        stages.append(StageResult(name, "pending", 0.0, f"issue {issue}"))
-    print_tables(stages, c.envs, episodes_per_task)
+
+    encoder_dir = Path(config.run.root) / "pretrain" / config.run.name
+    config.pretrain.data = str(out)
+    config.pretrain.resume = True  # a killed demo continues where it stopped
+
+    def do_pretrain() -> str:
+        from worldmodel.pretrain import pretrain
+
+        path = pretrain(config)
+        return str(path / "encoder.safetensors")
+
+    stages.append(run_stage("pretrain", (encoder_dir / "encoder.safetensors").exists, do_pretrain))
+
+    probe_json = encoder_dir / "probe.json"
+    grid = config.eval.latent_grid
+
+    def do_probe() -> str:
+        from worldmodel.probe_run import run_probe, write_probe
+
+        rows = run_probe([str(encoder_dir), "pixels", "random"], [grid], "jepa_wm/Push-v0", 20, 30, "heldout")
+        write_probe(rows, probe_json)
+        return "; ".join(f"{Path(r['encoder']).name}: rank corr EE {r['rank_corr_ee']:.2f}" for r in rows)
+
+    stages.append(run_stage("probe", probe_json.exists, do_probe))
+
+    eval_json = run_dir / "eval" / "results.json"
+    config.eval.encoder = str(encoder_dir)
+
+    def do_eval() -> str:
+        from worldmodel.evaluate import evaluate, write_outputs
+
+        write_outputs(config, evaluate(config), eval_json.parent)
+        return str(eval_json)
+
+    stages.append(run_stage("eval", eval_json.exists, do_eval))
+    for name in ("cache", "train"):
+        say(f"[{name}] pending: the action-conditioned predictor is not built yet (issue 6)")
+        stages.append(StageResult(name, "pending", 0.0, "issue 6"))
+    print_tables(stages, c.envs, episodes_per_task, probe_json, eval_json)
     return stages
 
 
-def print_tables(stages: list[StageResult], env_ids: list[str], episodes: int) -> None:
+def print_tables(
+    stages: list[StageResult], env_ids: list[str], episodes: int, probe_json: Path, eval_json: Path
+) -> None:
     table = Table(title="pipeline stages")
     for column in ("stage", "status", "seconds", "detail"):
         table.add_column(column)
     for s in stages:
         table.add_row(s.name, s.status, f"{s.seconds:.1f}", s.detail)
     console.print(table)
-    success = Table(title=f"goal-image success, held-out split, {episodes} episodes per task")
-    for column in ("task", "policy", "success", "mean final distance"):
+    if probe_json.exists():
+        probe = Table(title="does the latent track the task? (Push, held-out frames)")
+        for column in ("encoder", "tokens", "rank corr EE", "rank corr cube", "probe R2 EE", "probe R2 cube"):
+            probe.add_column(column)
+        for r in json.loads(probe_json.read_text()):
+            probe.add_row(
+                Path(r["encoder"]).name, str(r["tokens"]), f"{r['rank_corr_ee']:.3f}",
+                f"{r['rank_corr_cube']:.3f}", f"{r['probe_r2_ee']:.3f}", f"{r['probe_r2_cube']:.3f}",
+            )  # fmt: skip
+        console.print(probe)
+    evaluated = json.loads(eval_json.read_text())["results"] if eval_json.exists() else []
+    success = Table(title="goal-image success, held-out split")
+    for column in ("task", "policy", "episodes", "success", "mean final distance"):
         success.add_column(column)
     for env_id in env_ids:
         for policy, label in (("random", "random actions"), ("oracle", "scripted oracle (privileged)")):
             rate, distance = reference_success(env_id, policy, episodes, "heldout")
-            success.add_row(env_id, label, f"{rate:.0%}", f"{distance * 100:.1f} cm")
-        success.add_row(env_id, "CEM + world model", "pending", "stages above")
+            success.add_row(env_id, label, str(episodes), f"{rate:.0%}", f"{distance * 100:.1f} cm")
+        for r in (r for r in evaluated if r["task"] == env_id):
+            label = {
+                "oracle": "CEM, true distance, simulator",
+                "simulator": "CEM, our latent, simulator",
+            }.get(r["row"], "CEM + world model")
+            success.add_row(
+                env_id,
+                label,
+                str(r["episodes"]),
+                f"{r['success_rate']:.0%}",
+                f"{r['mean_final_distance_cm']:.1f} cm",
+            )
+        success.add_row(env_id, "CEM + learned world model", "-", "pending", "issue 6")
     console.print(success)

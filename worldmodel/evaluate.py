@@ -51,16 +51,11 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def make_encoder(name: str, latent_grid: int):
+def make_encoder(name: str, latent_grid: int, image_size: int = 64):
     """An `encode(images uint8 [B,H,W,3]) -> [B,N,D]` for the latent-energy rows."""
-    from worldmodel.probe import pixel_tokens, pool_tokens
+    from worldmodel.encoders import make_encode_fn
 
-    if name == "pixels":
-        return lambda images: pool_tokens(pixel_tokens(images, 8), images.shape[1] // 8, latent_grid)
-    raise UserError(
-        f"config key 'eval.encoder': '{name}' is not available yet: expected 'pixels' "
-        "(pretrained encoders plug in with stage 1)"
-    )
+    return make_encode_fn(name, latent_grid, image_size)
 
 
 def build_planner(config: Config, action_space, simulator: bool):

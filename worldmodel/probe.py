@@ -57,12 +57,24 @@ class ProbeReport:
 
 
 def distance_rank_correlation(
-    latents: torch.Tensor, positions: np.ndarray, num_pairs: int = 4000, seed: int = 0
+    latents: torch.Tensor,
+    positions: np.ndarray,
+    num_pairs: int = 4000,
+    seed: int = 0,
+    groups: np.ndarray | None = None,
 ) -> float:
-    """Spearman correlation between latent L1 and Euclidean position distance over random pairs."""
+    """Spearman correlation between latent L1 and Euclidean position distance over random pairs.
+
+    With `groups` (e.g. episode ids), both frames of a pair come from the same group: the same
+    scene appearance, as when the planner compares the current frame with its goal image.
+    """
     rng = np.random.default_rng(seed)
     i = rng.integers(0, len(latents), num_pairs)
-    j = rng.integers(0, len(latents), num_pairs)
+    if groups is None:
+        j = rng.integers(0, len(latents), num_pairs)
+    else:
+        members = {g: np.flatnonzero(groups == g) for g in np.unique(groups)}
+        j = np.array([rng.choice(members[groups[k]]) for k in i])
     keep = i != j
     i, j = i[keep], j[keep]
     latent = latent_l1(latents[i], latents[j]).double().numpy()
@@ -106,10 +118,18 @@ def collapse_stats(latents: torch.Tensor) -> tuple[float, float]:
     return std, float(off_diagonal)
 
 
-def probe_latents(latents: torch.Tensor, targets: dict[str, np.ndarray], seed: int = 0) -> ProbeReport:
-    """All probe numbers for one set of frame latents [N, tokens, D] and true positions per name."""
+def probe_latents(
+    latents: torch.Tensor, targets: dict[str, np.ndarray], seed: int = 0, groups: np.ndarray | None = None
+) -> ProbeReport:
+    """All probe numbers for one set of frame latents [N, tokens, D] and true positions per name.
+
+    Rank correlations use within-group pairs when `groups` is given (see distance_rank_correlation).
+    """
     latents = latents.float()
-    correlations = {name: distance_rank_correlation(latents, pos, seed=seed) for name, pos in targets.items()}
+    correlations = {
+        name: distance_rank_correlation(latents, pos, seed=seed, groups=groups)
+        for name, pos in targets.items()
+    }
     r2 = {name: ridge_probe_r2(latents, pos, seed=seed) for name, pos in targets.items()}
     std, cosine = collapse_stats(latents)
     return ProbeReport(correlations, r2, std, cosine)

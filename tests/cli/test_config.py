@@ -52,7 +52,7 @@ def test_bad_overrides_raise_one_clear_line(overrides: list[str], fragment: str)
 
 
 def test_config_show_cli_prints_resolved_yaml(wm) -> None:
-    result = wm("config", "show", "small", "episodes=5")
+    result = wm("config", "show", "small", "collect.episodes=5")
     assert result.returncode == 0, result.stderr
     resolved = yaml.safe_load(result.stdout)
     assert resolved["preset"] == "small"
@@ -71,3 +71,8 @@ def test_debug_flag_shows_traceback(wm) -> None:
     result = wm("config", "show", "tiny", "collect.nope=1", "--debug")
     assert result.returncode != 0
     assert "Traceback" in result.stderr
+
+
+def test_ambiguous_bare_key_names_the_choices() -> None:
+    with pytest.raises(ConfigError, match="ambiguous key, write one of collect.episodes, eval.episodes"):
+        load_config(["episodes=5"])

@@ -1,23 +1,37 @@
-"""`wm demo` runs the stages that exist, reuses them on a second run, and prints the tables."""
+"""`wm demo` runs every built stage, reuses them on a second run, and prints the tables."""
 
 from __future__ import annotations
+
+from tests.conftest import TINY_MODEL
 
 
 def test_demo_runs_then_reuses(wm, tmp_path) -> None:
     args = [
         "demo",
-        "collect.episodes=4",
-        "collect.steps=5",
+        "collect.envs=[jepa_wm/Reach-v0]",
+        "collect.episodes=3",
+        "collect.steps=8",
         "collect.workers=1",
         f"collect.out={tmp_path / 'play.h5'}",
         f"run.root={tmp_path / 'runs'}",
+        "pretrain.max_steps=2",
+        "pretrain.batch_size=4",
+        "eval.tasks=[jepa_wm/Reach-v0]",
+        "eval.episodes=1",
+        "eval.budget=2",
+        "eval.sim_samples=4",
+        "eval.sim_iterations=1",
+        *TINY_MODEL,
     ]
     first = wm(*args)
     assert first.returncode == 0, first.stderr
-    assert "[collect] finished" in first.stdout
-    assert "pipeline stages" in first.stdout and "goal-image success" in first.stdout
-    assert "scripted oracle" in first.stdout and "100%" in first.stdout
-    assert (tmp_path / "runs" / "demo" / "tiny" / "scenes.png").exists()
+    for stage in ("collect", "preview", "pretrain", "probe", "eval"):
+        assert f"[{stage}] finished" in first.stdout, stage
+    assert "pipeline stages" in first.stdout and "does the latent track the task" in first.stdout
+    assert "scripted oracle" in first.stdout and "CEM, our latent, simulator" in first.stdout
+    assert (tmp_path / "runs" / "pretrain" / "tiny" / "encoder.safetensors").exists()
+    assert (tmp_path / "runs" / "demo" / "tiny" / "eval" / "success.png").exists()
     second = wm(*args)
     assert second.returncode == 0, second.stderr
-    assert "[collect] reused existing output" in second.stdout
+    for stage in ("collect", "pretrain", "probe", "eval"):
+        assert f"[{stage}] reused existing output" in second.stdout, stage

@@ -51,3 +51,15 @@ def test_pooling_and_pixel_tokens_shapes() -> None:
     assert pixel_tokens(images, 8).shape == (3, 64, 192)
     with pytest.raises(ValueError, match="expected 4x4=16 tokens"):
         pool_tokens(tokens[:, :15], 4, 2)
+
+
+def test_within_group_pairs_ignore_appearance_changes() -> None:
+    """Two 'scenes' with a large appearance offset: only within-scene pairs reveal the tracking."""
+    rng = np.random.default_rng(3)
+    positions = rng.uniform(-0.3, 0.3, (400, 3))
+    groups = np.repeat([0, 1], 200)
+    latents = embed(positions)
+    latents[groups == 1] += 50.0  # appearance dominates cross-group distances
+    across = distance_rank_correlation(latents, positions)
+    within = distance_rank_correlation(latents, positions, groups=groups)
+    assert within > 0.8 and within > across + 0.3

@@ -1,0 +1,465 @@
+"""Stage 2: the block-causal action-conditioned (AC) predictor of V-JEPA 2-AC, with a KV cache.
+
+Layout and maths follow the official `VisionTransformerPredictorAC` (facebookresearch/vjepa2,
+`src/models/ac_predictor.py` + `ACBlock` / `ACRoPEAttention` in `src/models/utils/modules.py`), so
+an official `vjepa2-ac` predictor state dict loads strictly (see `ac_import.py`):
+
+- `predictor_embed` (encoder width -> predictor width) on frame tokens; `action_encoder`,
+  `state_encoder` (Linear(7 -> width) each) make one token per time step each; `extrinsics_encoder`
+  (Linear(action_dim - 1 -> width)) exists as in the official model but is used only when
+  `use_extrinsics=True` (the released model does not use it).
+- Per time step t the sequence holds `[action_t, state_t, (extrinsics_t), N frame tokens of z_t]`
+  (official `torch.cat([a, s, (e), x], dim=2)`), steps concatenated in time order.
+- Block-causal attention: every token of step t sees every token of steps <= t
+  (official `build_action_block_causal_attention_mask`). We build that boolean mask once for
+  `max_frames` steps only (the official code builds it for its whole frame budget).
+- RoPE: frame tokens get 3-D RoPE at (t, h, w) (width positions scaled by grid_h / grid_w, as the
+  official `w_mask *= grid_size / W` with `grid_size = grid_height`: identity for square grids);
+  action / state tokens get time-only RoPE (t, 0, 0): only the time part of each head is rotated.
+  The official frequency tiling quirk (`repeat`) is kept (`rope_tiling`).
+- Pre-norm blocks `norm1, attn.qkv, attn.proj, norm2, mlp.fc1, GELU, mlp.fc2`, LayerNorm eps 1e-6,
+  then `predictor_norm`, `predictor_proj` (width -> encoder width) on the frame tokens only.
+- Output slot t (the frame tokens of step t) predicts frame t+1. With `predict_delta=True` the
+  network output is added to z_t (the model predicts the latent change; not an official option).
+
+Because attention is block-causal, the keys/values of past steps never change when a new step is
+appended: `step()` feeds one new step against cached keys/values (`ACCache`) and gives exactly the
+full forward's last slot. `ac_loss` is the official stage-2 objective (teacher forcing L1 + rollout
+L1 over `auto_steps`, predictions and targets `layer_norm`ed without affine) plus a copy-last-frame
+baseline for the logs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+import torch.utils.checkpoint
+from torch import Tensor, nn
+
+from worldmodel.errors import ConfigError, UserError
+from worldmodel.rope import TILINGS, apply_rope, rope_tables
+from worldmodel.vit import MLP, init_weights, rescale_blocks
+
+# name -> overrides of the ACPredictorConfig defaults
+_PRESETS: dict[str, dict[str, object]] = {
+    "tiny": {"width": 128, "depth": 4, "num_heads": 4},
+    # Official V-JEPA 2-AC (ViT-g encoder 1408 wide, 256 px / patch 16 -> 16x16 tokens per frame).
+    "vitg_ac": {
+        "embed_dim": 1408,
+        "width": 1024,
+        "depth": 24,
+        "num_heads": 16,
+        "grid_h": 16,
+        "grid_w": 16,
+        "max_frames": 16,
+    },
+}
+PRESETS = tuple(_PRESETS)
+MAX_MASK_TOKENS = 16384  # a 16384^2 boolean mask is 256 MB
+
+
+def _need(ok: bool, key: str, expected: str, got: object) -> None:
+    if not ok:
+        raise ConfigError(f"config key '{key}': expected {expected}, got {got!r}")
+
+
+def _is_int(x: object) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+@dataclass
+class ACPredictorConfig:
+    """AC predictor shape. Primitive fields only, so it nests in omegaconf structured configs."""
+
+    embed_dim: int = 192  # encoder width (input and output of the predictor)
+    width: int = 128  # predictor width (official 1024)
+    depth: int = 4  # official 24
+    num_heads: int = 4  # official 16
+    mlp_ratio: float = 4.0
+    action_dim: int = 7
+    state_dim: int = 7
+    max_frames: int = 16  # the block-causal mask is built for this many time steps
+    grid_h: int = 2  # token grid per frame, after latent pooling
+    grid_w: int = 2
+    use_extrinsics: bool = False
+    predict_delta: bool = False  # predict z_{t+1} - z_t instead of z_{t+1} (DESIGN §9 lever)
+    qkv_bias: bool = True
+    norm_eps: float = 1e-6
+    init_std: float = 0.02
+    rope_tiling: str = "repeat"  # official quirk; "interleave" = textbook RoPE (not weight compatible)
+    grad_checkpointing: bool = False
+
+    @classmethod
+    def preset(cls, name: str, **overrides: object) -> ACPredictorConfig:
+        if name not in _PRESETS:
+            raise ConfigError(f"unknown AC predictor size '{name}': expected one of {', '.join(PRESETS)}")
+        cfg = cls(**_PRESETS[name])  # type: ignore[arg-type]
+        for key, value in overrides.items():
+            if not hasattr(cfg, key):
+                raise ConfigError(f"unknown AC predictor config key '{key}'")
+            setattr(cfg, key, value)
+        return cfg
+
+    @property
+    def head_dim(self) -> int:
+        return self.width // self.num_heads
+
+    @property
+    def cond_tokens(self) -> int:
+        """Action, state (and extrinsics) tokens per time step."""
+        return 3 if self.use_extrinsics else 2
+
+    @property
+    def frame_tokens(self) -> int:
+        return self.grid_h * self.grid_w
+
+    @property
+    def tokens_per_step(self) -> int:
+        return self.cond_tokens + self.frame_tokens
+
+    @property
+    def extrinsics_dim(self) -> int:
+        return max(self.action_dim - 1, 1)  # official: Linear(action_embed_dim - 1, width)
+
+    @property
+    def mlp_hidden(self) -> int:
+        return int(self.width * self.mlp_ratio)
+
+    def validate(self, prefix: str = "ac") -> None:
+        ints = ("embed_dim", "width", "depth", "num_heads", "action_dim", "state_dim", "max_frames")
+        for key in (*ints, "grid_h", "grid_w"):
+            value = getattr(self, key)
+            _need(_is_int(value) and value >= 1, f"{prefix}.{key}", "an integer >= 1", value)
+        for key in ("use_extrinsics", "predict_delta", "qkv_bias", "grad_checkpointing"):
+            value = getattr(self, key)
+            _need(isinstance(value, bool), f"{prefix}.{key}", "true or false", value)
+        for key in ("mlp_ratio", "norm_eps", "init_std"):
+            value = getattr(self, key)
+            ok = isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+            _need(ok, f"{prefix}.{key}", "a number > 0", value)
+        heads, width = self.num_heads, self.width
+        _need(width % heads == 0, f"{prefix}.num_heads", f"a divisor of width={width}", heads)
+        _need(self.head_dim % 2 == 0, f"{prefix}.num_heads", f"an even head dim ({width}/{heads})", heads)
+        _need(self.mlp_hidden >= 1, f"{prefix}.mlp_ratio", "width * mlp_ratio >= 1", self.mlp_ratio)
+        k = self.tokens_per_step
+        _need(
+            self.max_frames * k <= MAX_MASK_TOKENS,
+            f"{prefix}.max_frames",
+            f"at most {MAX_MASK_TOKENS // k} steps of {k} tokens (the mask holds (steps*tokens)^2 booleans)",
+            self.max_frames,
+        )
+        _need(self.rope_tiling in TILINGS, f"{prefix}.rope_tiling", " or ".join(TILINGS), self.rope_tiling)
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def build_block_causal_mask(num_steps: int, tokens_per_step: int) -> Tensor:
+    """Boolean `[L, L]` mask (True = may attend), L = num_steps * tokens_per_step: a token of step t
+    sees all tokens of steps <= t (the official action block-causal mask, full time window)."""
+    step = torch.arange(num_steps).repeat_interleave(tokens_per_step)
+    return step[:, None] >= step[None, :]
+
+
+# ----------------------------------------------------------------------------- blocks
+
+
+class ACAttention(nn.Module):
+    """Multi-head attention with RoPE on q/k and optional cached keys/values of earlier steps."""
+
+    def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.head_dim = dim // num_heads
+        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(
+        self,
+        x: Tensor,
+        cos: Tensor | None,
+        sin: Tensor | None,
+        attn_mask: Tensor | None,
+        past: tuple[Tensor, Tensor] | None = None,
+    ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        b, n, c = x.shape
+        qkv = self.qkv(x).unflatten(-1, (3, self.num_heads, self.head_dim)).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)  # [B, heads, n, head_dim]
+        if cos is not None:
+            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        if past is not None:
+            k = torch.cat([past[0], k], dim=2)
+            v = torch.cat([past[1], v], dim=2)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
+        return self.proj(out.transpose(1, 2).reshape(b, n, c)), (k, v)
+
+
+class ACBlock(nn.Module):
+    """Pre-norm block with the official parameter names (norm1, attn.qkv/proj, norm2, mlp.fc1/fc2)."""
+
+    def __init__(
+        self, dim: int, num_heads: int, mlp_hidden: int, qkv_bias: bool = True, norm_eps: float = 1e-6
+    ) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
+        self.attn = ACAttention(dim, num_heads, qkv_bias)
+        self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
+        self.mlp = MLP(dim, mlp_hidden)
+
+    def forward(
+        self,
+        x: Tensor,
+        cos: Tensor | None,
+        sin: Tensor | None,
+        attn_mask: Tensor | None,
+        past: tuple[Tensor, Tensor] | None = None,
+    ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        y, kv = self.attn(self.norm1(x), cos, sin, attn_mask, past)
+        x = x + y
+        return x + self.mlp(self.norm2(x)), kv
+
+
+@dataclass
+class ACCache:
+    """Keys/values (after RoPE) of every block for the first `steps` time steps: `[B, heads, L, hd]`."""
+
+    layers: list[tuple[Tensor, Tensor]]
+    steps: int
+    tokens_per_step: int
+
+    def truncate(self, steps: int) -> ACCache:
+        """The cache of the first `steps` steps (valid because attention is block-causal)."""
+        if not 0 < steps <= self.steps:
+            raise ValueError(f"ACCache.truncate: steps must be in 1..{self.steps}, got {steps}")
+        n = steps * self.tokens_per_step
+        return ACCache([(k[:, :, :n], v[:, :, :n]) for k, v in self.layers], steps, self.tokens_per_step)
+
+    def repeat_interleave(self, repeats: int) -> ACCache:
+        """Each batch row repeated `repeats` times (share one context prefix across samples)."""
+        layers = [(k.repeat_interleave(repeats, 0), v.repeat_interleave(repeats, 0)) for k, v in self.layers]
+        return ACCache(layers, self.steps, self.tokens_per_step)
+
+    def detach(self) -> ACCache:
+        return ACCache([(k.detach(), v.detach()) for k, v in self.layers], self.steps, self.tokens_per_step)
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.layers[0][0].shape[0])
+
+
+# ----------------------------------------------------------------------------- predictor
+
+
+class ACPredictor(nn.Module):
+    """`forward(z [B,T,N,D], actions [B,T,A], states [B,T,S]) -> [B,T,N,D]`; slot t predicts t+1."""
+
+    def __init__(self, cfg: ACPredictorConfig | None = None) -> None:
+        super().__init__()
+        cfg = cfg or ACPredictorConfig()
+        cfg.validate()
+        self.cfg = cfg
+        w = cfg.width
+        self.predictor_embed = nn.Linear(cfg.embed_dim, w)
+        self.action_encoder = nn.Linear(cfg.action_dim, w)
+        self.state_encoder = nn.Linear(cfg.state_dim, w)
+        self.extrinsics_encoder = nn.Linear(cfg.extrinsics_dim, w)  # official; unused by default
+        self.predictor_blocks = nn.ModuleList(
+            ACBlock(w, cfg.num_heads, cfg.mlp_hidden, cfg.qkv_bias, cfg.norm_eps) for _ in range(cfg.depth)
+        )
+        self.predictor_norm = nn.LayerNorm(w, eps=cfg.norm_eps)
+        self.predictor_proj = nn.Linear(w, cfg.embed_dim)
+        init_weights(self, cfg.init_std)
+        rescale_blocks(self.predictor_blocks)
+        # Not in the state dict (the official model has no buffers): rebuilt from the config.
+        self.register_buffer(
+            "attn_mask", build_block_causal_mask(cfg.max_frames, cfg.tokens_per_step), persistent=False
+        )
+
+    # -- inputs
+
+    def _check(self, z: Tensor, actions: Tensor, states: Tensor, extrinsics: Tensor | None) -> None:
+        cfg = self.cfg
+        if z.dim() != 4 or z.shape[2] != cfg.frame_tokens or z.shape[3] != cfg.embed_dim:
+            raise UserError(
+                f"AC predictor: latents must be [B,T,{cfg.frame_tokens},{cfg.embed_dim}] "
+                f"(grid {cfg.grid_h}x{cfg.grid_w}, encoder width {cfg.embed_dim}), got {list(z.shape)}"
+            )
+        b, t = z.shape[:2]
+        for name, x, dim in (("actions", actions, cfg.action_dim), ("states", states, cfg.state_dim)):
+            if x.shape != (b, t, dim):
+                raise UserError(f"AC predictor: {name} must be [{b},{t},{dim}], got {list(x.shape)}")
+        if cfg.use_extrinsics and (extrinsics is None or extrinsics.shape != (b, t, cfg.extrinsics_dim)):
+            got = None if extrinsics is None else list(extrinsics.shape)
+            raise UserError(f"AC predictor: extrinsics must be [{b},{t},{cfg.extrinsics_dim}], got {got}")
+
+    def _tokens(self, z: Tensor, actions: Tensor, states: Tensor, extrinsics: Tensor | None) -> Tensor:
+        """`[B, T * tokens_per_step, width]`: per step [action, state, (extrinsics), frame tokens]."""
+        cond = [self.action_encoder(actions).unsqueeze(2), self.state_encoder(states).unsqueeze(2)]
+        if self.cfg.use_extrinsics:
+            cond.append(self.extrinsics_encoder(extrinsics).unsqueeze(2))
+        return torch.cat([*cond, self.predictor_embed(z)], dim=2).flatten(1, 2)
+
+    def positions(self, start: int, steps: int, device: torch.device | str | None = None) -> Tensor:
+        """(t, h, w) RoPE positions `[steps * tokens_per_step, 3]` of steps start .. start+steps-1."""
+        cfg = self.cfg
+        t = torch.arange(start, start + steps, device=device, dtype=torch.float32)
+        hh, ww = torch.meshgrid(
+            torch.arange(cfg.grid_h, device=device, dtype=torch.float32),
+            torch.arange(cfg.grid_w, device=device, dtype=torch.float32) * (cfg.grid_h / cfg.grid_w),
+            indexing="ij",
+        )
+        spatial = torch.stack([hh.flatten(), ww.flatten()], dim=-1)  # [N, 2]
+        per_step = torch.cat([torch.zeros(cfg.cond_tokens, 2, device=device), spatial], dim=0)  # [K+N, 2]
+        time = t[:, None, None].expand(steps, cfg.tokens_per_step, 1)
+        pos = torch.cat([time, per_step.expand(steps, -1, -1)], dim=-1)
+        return pos.reshape(steps * cfg.tokens_per_step, 3)
+
+    # -- core
+
+    def run(
+        self,
+        z: Tensor,
+        actions: Tensor,
+        states: Tensor,
+        extrinsics: Tensor | None = None,
+        cache: ACCache | None = None,
+        return_cache: bool = False,
+    ) -> tuple[Tensor, ACCache | None]:
+        """Feed T new steps after the `cache.steps` cached ones; returns (predictions [B,T,N,D], cache).
+
+        The returned cache covers all steps fed so far (None unless `cache` or `return_cache`).
+        """
+        cfg = self.cfg
+        self._check(z, actions, states, extrinsics)
+        b, t = z.shape[:2]
+        t0 = 0 if cache is None else cache.steps
+        if cache is not None and cache.batch_size != b:
+            raise UserError(f"AC predictor: cache holds {cache.batch_size} rows, inputs have {b}")
+        x = self._tokens(z, actions, states, extrinsics)
+        cos, sin = rope_tables(
+            self.positions(t0, t, x.device), cfg.head_dim, tiling=cfg.rope_tiling, dtype=x.dtype
+        )
+        if t == 1:
+            mask = None  # one new step sees everything cached plus itself
+        else:
+            if t0 + t > cfg.max_frames:
+                raise UserError(
+                    f"AC predictor: {t0 + t} time steps in one forward exceed ac.max_frames="
+                    f"{cfg.max_frames}; raise ac.max_frames or use the KV-cached step()"
+                )
+            k = cfg.tokens_per_step
+            mask = self.attn_mask[t0 * k : (t0 + t) * k, : (t0 + t) * k]
+        checkpointing = cfg.grad_checkpointing and torch.is_grad_enabled()
+        layers = []
+        for i, blk in enumerate(self.predictor_blocks):
+            past = None if cache is None else cache.layers[i]
+            if checkpointing:
+                x, kv = torch.utils.checkpoint.checkpoint(blk, x, cos, sin, mask, past, use_reentrant=False)
+            else:
+                x, kv = blk(x, cos, sin, mask, past)
+            layers.append(kv)
+        x = x.view(b, t, cfg.tokens_per_step, cfg.width)[:, :, cfg.cond_tokens :]
+        out = self.predictor_proj(self.predictor_norm(x))
+        if cfg.predict_delta:
+            out = out + z
+        new_cache = (
+            ACCache(layers, t0 + t, cfg.tokens_per_step) if (cache is not None or return_cache) else None
+        )
+        return out, new_cache
+
+    def forward(self, z: Tensor, actions: Tensor, states: Tensor, extrinsics: Tensor | None = None) -> Tensor:
+        """Teacher forcing over all T steps: `[B,T,N,D]`, slot t is the prediction of frame t+1."""
+        return self.run(z, actions, states, extrinsics)[0]
+
+    def prefill(
+        self, z: Tensor, actions: Tensor, states: Tensor, extrinsics: Tensor | None = None
+    ) -> tuple[Tensor, ACCache]:
+        """Like `forward`, also returning the KV cache of all T steps."""
+        out, cache = self.run(z, actions, states, extrinsics, return_cache=True)
+        assert cache is not None
+        return out, cache
+
+    def step(
+        self,
+        z_t: Tensor,
+        a_t: Tensor,
+        s_t: Tensor,
+        cache: ACCache | None = None,
+        e_t: Tensor | None = None,
+    ) -> tuple[Tensor, ACCache]:
+        """One new step `z_t [B,N,D], a_t [B,A], s_t [B,S]` -> (prediction of frame t+1 [B,N,D], cache).
+
+        Equal to the full forward's last slot over all steps fed so far (block-causality).
+        """
+        out, cache = self.run(
+            z_t.unsqueeze(1),
+            a_t.unsqueeze(1),
+            s_t.unsqueeze(1),
+            None if e_t is None else e_t.unsqueeze(1),
+            cache=cache,
+            return_cache=True,
+        )
+        assert cache is not None
+        return out[:, 0], cache
+
+
+def build_ac_predictor(size: str = "tiny", **overrides: object) -> ACPredictor:
+    return ACPredictor(ACPredictorConfig.preset(size, **overrides))
+
+
+# ----------------------------------------------------------------------------- loss
+
+
+def _ln(x: Tensor) -> Tensor:
+    return F.layer_norm(x, (x.shape[-1],))
+
+
+def _l1(pred: Tensor, target: Tensor, loss_exp: float) -> Tensor:
+    return (pred - target).abs().pow(loss_exp).mean() / loss_exp
+
+
+def ac_loss(
+    predictor: ACPredictor,
+    z: Tensor,
+    actions: Tensor,
+    states: Tensor,
+    auto_steps: int = 2,
+    loss_exp: float = 1.0,
+    extrinsics: Tensor | None = None,
+) -> dict[str, Tensor]:
+    """Official stage-2 loss on a clip of T >= 2 frames.
+
+    z `[B,T,N,D]` encoder tokens, actions `[B,T-1,A]` (or `[B,T,A]`, the last one unused),
+    states `[B,T,S]`. Teacher forcing: slots 0..T-2 predict frames 1..T-1. Rollout: the first
+    prediction is fed back as frame 1, and so on for `auto_steps` predicted frames (ground-truth
+    actions and states, as in the official `app/vjepa_droid/train.py`); it reuses the teacher-forced
+    KV cache of step 0 instead of recomputing the growing sequence (same values, block-causal).
+    Returns `loss = tf_loss + ar_loss`, both, and `copy_loss`: the same L1 of copying the last
+    frame (z_t as the prediction of z_{t+1}); a useful predictor must go below it.
+    """
+    if z.dim() != 4 or z.shape[1] < 2:
+        raise UserError(f"ac_loss: latents must be [B,T,N,D] with T >= 2, got {list(z.shape)}")
+    t = z.shape[1]
+    if actions.shape[1] not in (t - 1, t):
+        raise UserError(f"ac_loss: expected {t - 1} (or {t}) actions per clip, got {actions.shape[1]}")
+    if auto_steps < 1:
+        raise UserError(f"ac_loss: auto_steps must be >= 1, got {auto_steps}")
+    a, s = actions[:, : t - 1], states[:, : t - 1]
+    e = None if extrinsics is None else extrinsics[:, : t - 1]
+    target = _ln(z)
+    pred_tf, cache = predictor.prefill(z[:, :-1], a, s, e)
+    pred_tf = _ln(pred_tf)
+    tf_loss = _l1(pred_tf, target[:, 1:], loss_exp)
+
+    n_ar = min(auto_steps, t - 1)
+    ar = [pred_tf[:, 0]]
+    cache = cache.truncate(1)
+    for n in range(1, n_ar):
+        nxt, cache = predictor.step(ar[-1], a[:, n], s[:, n], cache, None if e is None else e[:, n])
+        ar.append(_ln(nxt))
+    ar_loss = _l1(torch.stack(ar, dim=1), target[:, 1 : n_ar + 1], loss_exp)
+    with torch.no_grad():
+        copy_loss = _l1(target[:, :-1], target[:, 1:], loss_exp)
+    return {"loss": tf_loss + ar_loss, "tf_loss": tf_loss, "ar_loss": ar_loss, "copy_loss": copy_loss}

@@ -1,0 +1,63 @@
+"""`wm probe`: does an encoder's latent track the task? Compared with raw pixels and a random ViT.
+
+Probe frames come straight from the simulator (held-out split, play policy), so the true
+end-effector and cube positions are known for every frame without storing privileged data.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from worldmodel.encoders import make_encode_fn
+from worldmodel.probe import ProbeReport, probe_latents
+
+
+def probe_frames(
+    env_id: str, episodes: int, steps: int, split: str, seed: int = 0
+) -> tuple[torch.Tensor, dict]:
+    """Frames and true positions from play episodes (no goals seen)."""
+    from envs.policies import make_policy
+    from envs.registration import make_env
+
+    env = make_env(env_id, split=split)
+    images, ee, cube, episode_ids = [], [], [], []
+    for episode in range(episodes):
+        obs, info = env.reset(seed=50_000 + seed * 1000 + episode)
+        policy = make_policy("play", env, episode)
+        policy.reset(obs, info)
+        for _ in range(steps):
+            obs, _, _, _, info = env.step(policy.act(obs, info))
+            images.append(obs["pixels"])
+            ee.append(env.unwrapped.ee_pos())
+            cube.append(env.unwrapped.cube_pos())
+            episode_ids.append(episode)
+    env.close()
+    targets = {"ee": np.stack(ee), "cube": np.stack(cube), "episode": np.array(episode_ids)}
+    return torch.from_numpy(np.stack(images)), targets
+
+
+def run_probe(
+    encoders: list[str], grids: list[int], env_id: str, episodes: int, steps: int, split: str
+) -> list[dict]:
+    images, targets = probe_frames(env_id, episodes, steps, split)
+    groups = targets.pop("episode")
+    rows = []
+    for name in encoders:
+        for grid in grids:
+            latents = make_encode_fn(name, grid, image_size=images.shape[1])(images)
+            # Within-episode pairs: same appearance, as when the planner compares frame and goal.
+            report: ProbeReport = probe_latents(latents, targets, groups=groups)
+            rows.append({"encoder": name, "grid": grid, "tokens": grid * grid, **report.as_dict()})
+    return rows
+
+
+def write_probe(rows: list[dict], path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(rows, indent=2))
+    tmp.replace(path)
+    return path

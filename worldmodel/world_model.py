@@ -1,0 +1,252 @@
+"""`WorldModel`: the frozen encoder + AC predictor behind the planners' `WorldModel` protocol.
+
+Planners (`planners/base.py`) see only `encode`, `rollout`, `rollout_with_states`, `action_dim`,
+`state_dim`; they never import this module.
+
+- `encode(images uint8 [B,H,W,3]) -> [B,N,D]`: ImageNet normalisation, each image encoded alone as
+  one tubelet (the encoder duplicates it), `layer_norm` without affine (official `normalize_reps`),
+  then average-pooled to the predictor's grid (`latent_pool`, e.g. 8x8 -> 2x2, DESIGN §4 budget)
+  and `layer_norm`ed again so every planner token is a layer-normed vector like the predictions.
+  `latents_from_tokens` is the same post-processing for code that runs the encoder itself (caching).
+- `rollout(z0, state0, actions [B,H,A]) -> [B,H,N,D]`: autoregressive, KV-cached (one predictor
+  step per horizon step against cached keys/values), each prediction `layer_norm`ed and fed back
+  (as the official planning wrapper does). Differentiable w.r.t. actions (gradient planner); only
+  `encode` runs under `torch.no_grad`.
+- States during a rollout (`state_update`): "integrate" -> s_{t+1} = s_t + a_t with the gripper
+  dim clipped to [0, 1] (actions first clipped to the action bounds, if given). For the default
+  7-D arm (`[dxyz, d-euler-xyz, dgripper]` actions, `[xyz, euler-xyz, gripper]` states) the xyz part
+  is exact, but adding Euler angles only approximates rotation composition (the official
+  `compute_new_pose` composes rotation matrices): exact for rotation about one axis, otherwise good
+  to first order for small deltas (our planners keep rotation fixed by default). "hold": the state
+  stays `state0`. "auto" (default): integrate when action_dim == state_dim == 7, else hold.
+
+No file IO here: building from checkpoints is `worldmodel/checkpoints.py`'s and the CLI's job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from worldmodel.ac_predictor import ACCache, ACPredictor
+from worldmodel.errors import ConfigError, UserError
+from worldmodel.probe import pool_tokens
+from worldmodel.vit import VisionTransformer, normalize_images
+
+STATE_UPDATES = ("auto", "integrate", "hold")
+
+
+def latents_from_tokens(tokens: Tensor, grid: int, pool: int | None) -> Tensor:
+    """Encoder output `[B, grid*grid, D]` -> planner latents: layer_norm, average-pool to
+    `pool x pool` tokens (None or == grid: no pooling), layer_norm again after pooling."""
+    d = tokens.shape[-1]
+    x = F.layer_norm(tokens, (d,))
+    if pool and pool != grid:
+        x = F.layer_norm(pool_tokens(x, grid, pool), (d,))
+    return x
+
+
+class WorldModel:
+    """Frozen `VisionTransformer` + `ACPredictor`; implements `planners.base.WorldModel`.
+
+    `latent_pool`: side of the pooled token grid (None/0: the encoder grid); it must equal the
+    predictor's grid_h/grid_w. `freeze=True` (default) sets `requires_grad_(False)` on BOTH modules
+    (a side effect on the modules passed in), so gradient planning computes no weight gradients;
+    pass `freeze=False` when the predictor is still being trained elsewhere.
+    """
+
+    def __init__(
+        self,
+        encoder: VisionTransformer,
+        predictor: ACPredictor,
+        latent_pool: int | None = None,
+        *,
+        action_low: Sequence[float] | Tensor | None = None,
+        action_high: Sequence[float] | Tensor | None = None,
+        state_update: str = "auto",
+        gripper_index: int | None = -1,
+        normalize_predictions: bool = True,
+        encode_batch_size: int = 256,
+        freeze: bool = True,
+    ) -> None:
+        pcfg = predictor.cfg
+        if encoder.embed_dim != pcfg.embed_dim:
+            raise ConfigError(
+                f"config key 'ac.embed_dim': expected the encoder width {encoder.embed_dim}, got {pcfg.embed_dim}"
+            )
+        grid = encoder.cfg.img_size // encoder.cfg.patch_size
+        if latent_pool is not None and not (isinstance(latent_pool, int) and 0 <= latent_pool <= grid):
+            raise ConfigError(
+                f"config key 'ac.latent_pool': expected 0 (no pooling) or a grid side <= {grid}, got {latent_pool!r}"
+            )
+        out = latent_pool or grid
+        if (pcfg.grid_h, pcfg.grid_w) != (out, out):
+            raise ConfigError(
+                f"config key 'ac.grid_h': expected the pooled grid {out}x{out} "
+                f"(encoder {grid}x{grid}, latent_pool={latent_pool}), got {pcfg.grid_h}x{pcfg.grid_w}"
+            )
+        if state_update not in STATE_UPDATES:
+            raise ConfigError(
+                f"config key 'ac.state_update': expected {' or '.join(STATE_UPDATES)}, got {state_update!r}"
+            )
+        self.encoder = encoder.eval()
+        self.predictor = predictor
+        self.latent_pool = None if not latent_pool or latent_pool == grid else latent_pool
+        self.action_dim = pcfg.action_dim
+        self.state_dim = pcfg.state_dim
+        if state_update == "auto":
+            state_update = "integrate" if self.action_dim == self.state_dim == 7 else "hold"
+        if state_update == "integrate" and self.action_dim != self.state_dim:
+            raise ConfigError(
+                f"config key 'ac.state_update': 'integrate' needs action_dim == state_dim, "
+                f"got {self.action_dim} and {self.state_dim}"
+            )
+        self.state_update = state_update
+        self.gripper_index = gripper_index
+        self.normalize_predictions = normalize_predictions
+        self.encode_batch_size = encode_batch_size
+        self.action_low = None if action_low is None else torch.as_tensor(action_low, dtype=torch.float32)
+        self.action_high = None if action_high is None else torch.as_tensor(action_high, dtype=torch.float32)
+        for name, bound in (("action_low", self.action_low), ("action_high", self.action_high)):
+            if bound is not None and bound.shape != (self.action_dim,):
+                raise ConfigError(
+                    f"config key 'ac.{name}': expected {self.action_dim} values, got {list(bound.shape)}"
+                )
+        for module in (self.encoder, self.predictor) if freeze else (self.encoder,):
+            module.requires_grad_(False)
+
+    @classmethod
+    def from_modules(
+        cls, encoder: VisionTransformer, predictor: ACPredictor, latent_pool: int | None = None, **kwargs
+    ) -> WorldModel:
+        return cls(encoder, predictor, latent_pool, **kwargs)
+
+    # -- housekeeping
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.predictor.parameters()).device
+
+    def to(self, device: torch.device | str) -> WorldModel:
+        self.encoder.to(device)
+        self.predictor.to(device)
+        return self
+
+    def eval(self) -> WorldModel:
+        self.encoder.eval()
+        self.predictor.eval()
+        return self
+
+    @property
+    def tokens_per_frame(self) -> int:
+        return self.predictor.cfg.frame_tokens
+
+    # -- encoding
+
+    @torch.no_grad()
+    def encode(self, images: Tensor) -> Tensor:
+        """uint8 `[B,H,W,3]` -> layer-normed latents `[B,N,D]` (N = predictor grid tokens)."""
+        if images.dim() != 4 or images.shape[-1] != 3:
+            raise UserError(f"WorldModel.encode: expected uint8 images [B,H,W,3], got {list(images.shape)}")
+        if images.dtype != torch.uint8:
+            raise UserError(f"WorldModel.encode: expected uint8 images, got {images.dtype}")
+        p = self.encoder.cfg.patch_size
+        h, w = images.shape[1:3]
+        if h != w or h % p:
+            raise UserError(f"WorldModel.encode: images must be square multiples of patch {p}, got {h}x{w}")
+        grid = h // p
+        if self.latent_pool is None and grid != self.predictor.cfg.grid_h:
+            raise UserError(
+                f"WorldModel.encode: {h}x{w} images give a {grid}x{grid} token grid, the predictor "
+                f"expects {self.predictor.cfg.grid_h}x{self.predictor.cfg.grid_w}"
+            )
+        outs = []
+        device = self.device
+        for i in range(0, len(images), max(self.encode_batch_size, 1)):
+            x = normalize_images(images[i : i + self.encode_batch_size].to(device))
+            outs.append(latents_from_tokens(self.encoder(x), grid, self.latent_pool))
+        if not outs:
+            return torch.zeros(0, self.tokens_per_frame, self.encoder.embed_dim, device=device)
+        return torch.cat(outs)
+
+    # -- dynamics
+
+    def _post(self, pred: Tensor) -> Tensor:
+        return F.layer_norm(pred, (pred.shape[-1],)) if self.normalize_predictions else pred
+
+    def next_state(self, state: Tensor, action: Tensor) -> Tensor:
+        """State after executing `action` from `state` (see the module doc); differentiable."""
+        if self.state_update == "hold":
+            return state
+        if self.action_low is not None or self.action_high is not None:
+            low = None if self.action_low is None else self.action_low.to(action)
+            high = None if self.action_high is None else self.action_high.to(action)
+            action = torch.clamp(action, low, high)
+        new = state + action
+        if self.gripper_index is not None:
+            g = self.gripper_index % self.state_dim
+            new = torch.cat([new[..., :g], new[..., g : g + 1].clamp(0.0, 1.0), new[..., g + 1 :]], dim=-1)
+        return new
+
+    def predict(
+        self, z: Tensor, actions: Tensor, states: Tensor, cache: ACCache | None = None
+    ) -> tuple[Tensor, ACCache]:
+        """Next-frame latents `[B,N,D]` from steps `z [B,T,N,D]`, `actions [B,T,A]`, `states [B,T,S]`.
+
+        Without a cache, z is the whole history; with one (returned by an earlier call), z,
+        actions and states hold only the NEW steps after the cached ones.
+        """
+        pred, cache = self.predictor.run(z, actions, states, cache=cache, return_cache=True)
+        assert cache is not None
+        return self._post(pred[:, -1]), cache
+
+    def rollout_with_states(
+        self,
+        z0: Tensor,
+        state0: Tensor,
+        actions: Tensor,
+        *,
+        past_actions: Tensor | None = None,
+        past_states: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """z0 `[B,N,D]` (or history `[B,T,N,D]`), state0 `[B,S]`, actions `[B,H,A]` ->
+        (predicted latents `[B,H,N,D]`, states after each action `[B,H,S]`).
+
+        A history needs the actions/states of its first T-1 frames (`past_actions [B,T-1,A]`,
+        `past_states [B,T-1,S]`); without them zero actions and `state0` are assumed.
+        """
+        if z0.dim() == 3:
+            z0 = z0.unsqueeze(1)
+        if z0.dim() != 4 or actions.dim() != 3 or state0.dim() != 2:
+            raise UserError(
+                f"WorldModel.rollout: expected z0 [B,N,D] or [B,T,N,D], state0 [B,S], actions [B,H,A], got "
+                f"{list(z0.shape)}, {list(state0.shape)}, {list(actions.shape)}"
+            )
+        b, t = z0.shape[:2]
+        cache = None
+        if t > 1:
+            if past_actions is None:
+                past_actions = actions.new_zeros(b, t - 1, self.action_dim)
+            if past_states is None:
+                past_states = state0.unsqueeze(1).expand(b, t - 1, self.state_dim)
+            _, cache = self.predictor.prefill(z0[:, :-1], past_actions, past_states)
+        z, state = z0[:, -1], state0
+        preds, states = [], []
+        for h in range(actions.shape[1]):
+            a = actions[:, h]
+            pred, cache = self.predictor.step(z, a, state, cache)
+            z = self._post(pred)
+            state = self.next_state(state, a)
+            preds.append(z)
+            states.append(state)
+        if not preds:
+            n, d = z0.shape[2:]
+            return z0.new_zeros(b, 0, n, d), state0.new_zeros(b, 0, self.state_dim)
+        return torch.stack(preds, dim=1), torch.stack(states, dim=1)
+
+    def rollout(self, z0: Tensor, state0: Tensor, actions: Tensor) -> Tensor:
+        """z0 `[B,N,D]` or `[B,T,N,D]`, state0 `[B,S]`, actions `[B,H,A]` -> `[B,H,N,D]`; KV-cached."""
+        return self.rollout_with_states(z0, state0, actions)[0]
