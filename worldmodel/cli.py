@@ -162,6 +162,41 @@ def probe_command(
     console.print(f"wrote {write_probe(rows, where / 'probe.json')}")
 
 
+@app.command("cache")
+def cache_command(overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP)) -> None:
+    """Encode every frame of a dataset once with the frozen encoder (stage 2 reads this cache).
+
+    Keys (train.*): data, encoder (pretrain run folder), cache (output; default <data>.embeddings.h5);
+    ac.grid_h sets the pooled token grid. A cache from another encoder or pooling is refused later.
+    """
+    import torch
+
+    from worldmodel.config import load_config
+    from worldmodel.stage2 import build_cache
+
+    config = load_config(overrides, section="train")
+    torch.set_num_threads(config.run.num_threads)
+    console.print(f"wrote {build_cache(config, progress=sys.stderr.isatty())}")
+
+
+@app.command("train")
+def train_command(overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP)) -> None:
+    """Stage 2: train the action-conditioned predictor on cached latents (encoder frozen).
+
+    Keys (train.*): data, encoder, cache, clip_len, batch_size, max_steps, lr, auto_steps, resume;
+    model: ac.width, ac.depth, ac.num_heads, ac.grid_h/grid_w. Writes runs/ac/<run.name>/.
+    """
+    import torch
+
+    from worldmodel.config import load_config
+    from worldmodel.stage2 import train
+
+    config = load_config(overrides, section="train")
+    torch.set_num_threads(config.run.num_threads)
+    path = train(config)
+    console.print(f"predictor: {path / 'predictor.safetensors'}  metrics: {path / 'metrics.csv'}")
+
+
 @app.command("eval")
 def eval_command(overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP)) -> None:
     """Zero-shot goal-image evaluation: success table, results.json and plots.

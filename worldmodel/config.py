@@ -17,6 +17,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from worldmodel.ac_predictor import ACPredictorConfig
 from worldmodel.errors import ConfigError
 from worldmodel.jepa import JEPAConfig
 
@@ -134,6 +135,7 @@ class EvalConfig:
     # learned: latent energy + the learned predictor (the full world model).
     rows: list[str] = field(default_factory=lambda: ["oracle", "simulator"])
     encoder: str = "pixels"  # pixels | random | path to a pretrain run folder
+    world_model: str = ""  # AC run folder (runs/ac/<name>) for the 'learned' row
     latent_grid: int = 4  # tokens per side the planner's latent is pooled to
     sim_samples: int = 64  # simulator rows are costly: fewer samples, said in the output
     sim_iterations: int = 3
@@ -184,6 +186,42 @@ class PretrainConfig:
 
 
 @dataclass
+class TrainConfig:
+    """Stage-2 training of the action-conditioned predictor on cached latents (`wm cache`, `wm train`)."""
+
+    data: str = "datasets/tiny_play.h5"
+    encoder: str = "runs/pretrain/tiny"  # pretrain run folder or encoder.safetensors
+    cache: str = ""  # embedding cache path; empty = <data>.embeddings.h5
+    clip_len: int = 4  # frames per training window (teacher forcing over clip_len - 1 steps)
+    batch_size: int = 32
+    max_steps: int = 800
+    lr: float = 3e-4
+    warmup_steps: int = 50
+    weight_decay: float = 0.04
+    auto_steps: int = 2
+    log_every: int = 10
+    checkpoint_every: int = 100
+    resume: bool = False
+
+    def validate(self) -> None:
+        _check(self.clip_len >= 2, "train.clip_len", "an integer >= 2", self.clip_len)
+        _check(self.batch_size >= 1, "train.batch_size", "an integer >= 1", self.batch_size)
+        _check(self.max_steps >= 1, "train.max_steps", "an integer >= 1", self.max_steps)
+        _check(self.lr > 0, "train.lr", "a number > 0", self.lr)
+        _check(
+            1 <= self.auto_steps < self.clip_len,
+            "train.auto_steps",
+            f"an integer in 1..{self.clip_len - 1} (clip_len - 1)",
+            self.auto_steps,
+        )
+        _check(self.checkpoint_every >= 1, "train.checkpoint_every", "an integer >= 1", self.checkpoint_every)
+
+    @property
+    def cache_path(self) -> str:
+        return self.cache or f"{self.data}.embeddings.h5"
+
+
+@dataclass
 class Config:
     """The whole resolved configuration; `wm config show` prints it."""
 
@@ -195,6 +233,8 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
     jepa: JEPAConfig = field(default_factory=JEPAConfig)  # encoder, predictor, masks
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    ac: ACPredictorConfig = field(default_factory=ACPredictorConfig)  # grid_h/grid_w = latent pooling
+    train: TrainConfig = field(default_factory=TrainConfig)
 
     def validate(self) -> None:
         for f in fields(self):

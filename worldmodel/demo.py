@@ -1,6 +1,6 @@
 """`wm demo`: the whole pipeline on the tiny preset, one line per stage, reusing finished stages.
 
-Stages that are not built yet are listed as pending rather than faked. The success table always
+Stages: collect, preview, pretrain, probe, cache, train, eval. The success table always
 shows the reference rows every planner result is read against: random actions (the floor) and
 the privileged scripted oracle (proof the task is solvable in the step budget).
 """
@@ -132,8 +132,32 @@ def run_demo(config: Config, episodes_per_task: int = 10) -> list[StageResult]:
 
     stages.append(run_stage("probe", probe_json.exists, do_probe))
 
+    config.train.data = str(out)
+    config.train.encoder = str(encoder_dir)
+    config.train.resume = True
+    cache = Path(config.train.cache_path)
+
+    def do_cache() -> str:
+        from worldmodel.stage2 import build_cache
+
+        return str(build_cache(config))
+
+    stages.append(run_stage("cache", cache.exists, do_cache))
+
+    ac_dir = Path(config.run.root) / "ac" / config.run.name
+
+    def do_train() -> str:
+        from worldmodel.stage2 import train
+
+        return str(train(config) / "predictor.safetensors")
+
+    stages.append(run_stage("train", (ac_dir / "predictor.safetensors").exists, do_train))
+
     eval_json = run_dir / "eval" / "results.json"
     config.eval.encoder = str(encoder_dir)
+    config.eval.world_model = str(ac_dir)
+    if "learned" not in config.eval.rows:
+        config.eval.rows = [*config.eval.rows, "learned"]
 
     def do_eval() -> str:
         from worldmodel.evaluate import evaluate, write_outputs
@@ -142,9 +166,6 @@ def run_demo(config: Config, episodes_per_task: int = 10) -> list[StageResult]:
         return str(eval_json)
 
     stages.append(run_stage("eval", eval_json.exists, do_eval))
-    for name in ("cache", "train"):
-        say(f"[{name}] pending: the action-conditioned predictor is not built yet (issue 6)")
-        stages.append(StageResult(name, "pending", 0.0, "issue 6"))
     print_tables(stages, c.envs, episodes_per_task, probe_json, eval_json)
     return stages
 
@@ -180,7 +201,8 @@ def print_tables(
             label = {
                 "oracle": "CEM, true distance, simulator",
                 "simulator": "CEM, our latent, simulator",
-            }.get(r["row"], "CEM + world model")
+                "learned": "CEM + learned world model",
+            }[r["row"]]
             success.add_row(
                 env_id,
                 label,
@@ -188,5 +210,4 @@ def print_tables(
                 f"{r['success_rate']:.0%}",
                 f"{r['mean_final_distance_cm']:.1f} cm",
             )
-        success.add_row(env_id, "CEM + learned world model", "-", "pending", "issue 6")
     console.print(success)

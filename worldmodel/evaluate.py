@@ -82,7 +82,9 @@ def build_planner(config: Config, action_space, simulator: bool):
 
 
 def build_world_model(row: str, env_id: str, env_kwargs: dict, config: Config):
+    from envs.registration import make_env
     from planners.simulator import OracleWorldModel, SimulatorWorldModel
+    from worldmodel.stage2 import load_world_model
 
     if row == "oracle":
         return OracleWorldModel(env_id, env_kwargs)
@@ -90,9 +92,10 @@ def build_world_model(row: str, env_id: str, env_kwargs: dict, config: Config):
         return SimulatorWorldModel(
             env_id, env_kwargs, make_encoder(config.eval.encoder, config.eval.latent_grid)
         )
-    raise UserError(
-        "eval row 'learned' needs a trained action-conditioned predictor (stage 2), not built yet"
-    )
+    if not config.eval.world_model:
+        raise UserError("eval row 'learned': set eval.world_model to an AC run folder (stage 2, `wm train`)")
+    space = make_env(env_id, **env_kwargs).action_space
+    return load_world_model(config.eval.world_model, space.low, space.high)
 
 
 def evaluate(config: Config, progress: bool = True) -> list[RowResult]:
@@ -115,7 +118,8 @@ def evaluate(config: Config, progress: bool = True) -> list[RowResult]:
                     f"[eval] {env_id} row={row}: {ev.episodes} episodes x {ev.budget} steps ...", flush=True
                 )
             outcome = run_mpc(env_id, wm, planner, seeds, ev.budget, env_kwargs, execute=config.plan.execute)
-            results.append(summarise(env_id, row, ev.encoder if row != "oracle" else "-", outcome, planner))
+            encoder = {"oracle": "-", "simulator": ev.encoder, "learned": ev.world_model}[row]
+            results.append(summarise(env_id, row, Path(encoder).name or encoder, outcome, planner))
         probe_env.close()
     return results
 

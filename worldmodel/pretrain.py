@@ -102,6 +102,7 @@ def pretrain(config: Config) -> Path:
         module = PretrainModule(jepa_cfg, p)
         trainer = make_trainer(run, config, p.max_steps, p.checkpoint_every, p.log_every)
         trainer.fit(module, datamodule=data, ckpt_path=str(resume_from) if resume_from else None)
+        trainer.save_checkpoint(run.last_checkpoint)  # the final state, for resume=true
         state = module.model.target_encoder.state_dict()
         run.export("encoder.safetensors", state, encoder_metadata(jepa_cfg.encoder, state))
     finally:

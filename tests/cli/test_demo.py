@@ -21,17 +21,25 @@ def test_demo_runs_then_reuses(wm, tmp_path) -> None:
         "eval.budget=2",
         "eval.sim_samples=4",
         "eval.sim_iterations=1",
+        "plan.samples=8",
+        "plan.iterations=1",
+        "train.max_steps=2",
+        "train.batch_size=4",
+        "ac.width=32",
+        "ac.depth=1",
+        "ac.num_heads=1",
         *TINY_MODEL,
     ]
     first = wm(*args)
     assert first.returncode == 0, first.stderr
-    for stage in ("collect", "preview", "pretrain", "probe", "eval"):
+    for stage in ("collect", "preview", "pretrain", "probe", "cache", "train", "eval"):
         assert f"[{stage}] finished" in first.stdout, stage
     assert "pipeline stages" in first.stdout and "does the latent track the task" in first.stdout
     assert "scripted oracle" in first.stdout and "CEM, our latent, simulator" in first.stdout
+    assert "CEM + learned world model" in first.stdout
     assert (tmp_path / "runs" / "pretrain" / "tiny" / "encoder.safetensors").exists()
     assert (tmp_path / "runs" / "demo" / "tiny" / "eval" / "success.png").exists()
     second = wm(*args)
     assert second.returncode == 0, second.stderr
-    for stage in ("collect", "pretrain", "probe", "eval"):
+    for stage in ("collect", "pretrain", "probe", "cache", "train", "eval"):
         assert f"[{stage}] reused existing output" in second.stdout, stage

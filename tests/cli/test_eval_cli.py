@@ -33,7 +33,7 @@ def test_eval_writes_table_results_and_plots(wm, tmp_path) -> None:
 def test_eval_learned_row_without_predictor_is_one_clear_line(wm, tmp_path) -> None:
     result = wm("eval", "rows=[learned]", "episodes=1", "budget=1", f"run.root={tmp_path}")
     assert result.returncode == 2
-    assert "stage 2" in result.stderr and "Traceback" not in result.stderr
+    assert "eval.world_model" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_eval_bad_config_is_one_line(wm) -> None:
