@@ -14,7 +14,7 @@ from pathlib import Path
 
 from benchmarks.common import RESULTS_DIR
 
-BENCHMARKS = ("env_fps", "data_throughput", "planner_speed", "rollout_speed")
+BENCHMARKS = ("env_fps", "data_throughput", "planner_speed", "rollout_speed", "pretrain_compare")
 README = Path(__file__).resolve().parent.parent / "README.md"
 START, END = "<!-- BENCH-TABLE:START -->", "<!-- BENCH-TABLE:END -->"
 
@@ -28,7 +28,9 @@ def run(names: tuple[str, ...] = BENCHMARKS) -> None:
             continue
         print(f"[bench] {name} ...", flush=True)
         start = time.perf_counter()
-        module.main() if name not in ("planner_speed", "rollout_speed") else module.main([])
+        module.main() if name not in ("planner_speed", "rollout_speed", "pretrain_compare") else module.main(
+            []
+        )
         print(f"[bench] {name} done in {time.perf_counter() - start:.0f} s", flush=True)
 
 

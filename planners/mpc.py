@@ -8,6 +8,7 @@ run side by side so one planner call serves all of them (one batched rollout per
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,6 +28,8 @@ class EpisodeOutcome:
     steps_to_success: int | None  # first step at which the env reported success
     energies: list[float] = field(default_factory=list)  # best planned energy at each MPC step
     frames: list[np.ndarray] = field(default_factory=list)  # only when recording
+    distances: list[float] = field(default_factory=list)  # env distance after each step (recording)
+    goal: np.ndarray | None = None  # the goal image planning used (recording, non-oracle)
 
 
 @dataclass
@@ -49,17 +52,32 @@ def run_mpc(
     env_kwargs: dict | None = None,
     execute: int = 1,
     record: bool = False,
+    goal_pixels: np.ndarray | None = None,
+    on_step: Callable[[int, int, float, dict], None] | None = None,
 ) -> MPCResult:
-    """Run len(seeds) episodes in parallel for `budget` steps each."""
+    """Run len(seeds) episodes in parallel for `budget` steps each.
+
+    `goal_pixels` (uint8 [H,W,3], the env's image size) replaces every episode's own goal image
+    for planning; the env still judges success and distance against its own goal. `on_step`
+    is called as `(episode, step, planned_energy, info)` after each executed action.
+    """
+    if goal_pixels is not None and isinstance(wm, OracleWorldModel):
+        raise ValueError("the oracle world model plans on true positions: it cannot use a goal image")
     envs = [make_env(env_id, **(env_kwargs or {})) for _ in seeds]
     observations, infos = zip(
         *(env.reset(seed=seed) for env, seed in zip(envs, seeds, strict=True)), strict=True
     )
     observations, infos = list(observations), list(infos)
     oracle = isinstance(wm, OracleWorldModel)
-    z_goal = _goal_latents(wm, envs, infos, oracle)
+    goals = (
+        None if oracle else [info["goal_pixels"] if goal_pixels is None else goal_pixels for info in infos]
+    )
+    z_goal = _goal_latents(wm, envs, goals, oracle)
     planner.reset()
     outcomes = [EpisodeOutcome(env_id, seed, False, float("nan"), None) for seed in seeds]
+    if record and goals is not None:
+        for outcome, goal in zip(outcomes, goals, strict=True):
+            outcome.goal = np.asarray(goal).copy()
     plan_seconds, step = 0.0, 0
     while step < budget:
         states = torch.from_numpy(np.stack([o["state"] for o in observations]))
@@ -77,6 +95,10 @@ def run_mpc(
                 observations[e], _, _, _, infos[e] = env.step(plan[e, k].astype(np.float32))
                 if infos[e]["is_success"] and outcomes[e].steps_to_success is None:
                     outcomes[e].steps_to_success = step + 1
+                if record:
+                    outcomes[e].distances.append(float(infos[e]["distance"]))
+                if on_step is not None:
+                    on_step(e, step + 1, float(result.best_energy[e]), infos[e])
             step += 1
         for e in range(len(envs)):
             outcomes[e].energies.append(float(result.best_energy[e]))
@@ -90,10 +112,10 @@ def run_mpc(
     return MPCResult(outcomes, 1000 * plan_seconds / actions_taken, plan_seconds)
 
 
-def _goal_latents(wm: WorldModel, envs: list, infos: list, oracle: bool) -> torch.Tensor:
+def _goal_latents(wm: WorldModel, envs: list, goals: list | None, oracle: bool) -> torch.Tensor:
     if oracle:
         return torch.from_numpy(np.stack([goal_feature(env.unwrapped) for env in envs])).float()[:, None]
-    return wm.encode(torch.from_numpy(np.stack([info["goal_pixels"] for info in infos])))
+    return wm.encode(torch.from_numpy(np.stack(goals)))
 
 
 def _observation_latents(wm: WorldModel, envs: list, observations: list, oracle: bool) -> torch.Tensor:

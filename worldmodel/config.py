@@ -19,7 +19,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from worldmodel.ac_predictor import ACPredictorConfig
 from worldmodel.errors import ConfigError
-from worldmodel.jepa import JEPAConfig
+from worldmodel.jepa import JEPAConfig, PredictorConfig
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 DEFAULT_PRESET = "tiny"
@@ -153,6 +153,20 @@ class EvalConfig:
         _check(self.sim_iterations >= 1, "eval.sim_iterations", "an integer >= 1", self.sim_iterations)
 
 
+PRETRAIN_METHODS = ("jepa", "mae")
+
+
+@dataclass
+class MAESection:
+    """The MAE baseline's own parts (`pretrain.method=mae`); encoder and masks come from `jepa.*`."""
+
+    decoder: PredictorConfig = field(default_factory=PredictorConfig)
+    norm_pix: bool = True  # regress per-patch normalised pixels
+
+    def validate(self) -> None:
+        self.decoder.validate("mae.decoder")
+
+
 @dataclass
 class PretrainConfig:
     """Stage-1 training schedule and data."""
@@ -170,8 +184,16 @@ class PretrainConfig:
     log_every: int = 10
     checkpoint_every: int = 100
     resume: bool = False
+    # jepa: V-JEPA (latent prediction, EMA target); mae: the pixel-reconstruction baseline on the
+    # same backbone (jepa.encoder), masks (jepa.masks), data and schedule; decoder size in mae.*.
+    method: str = "jepa"
+    # Collapse guard: stop once, after warmup, the logged target_std (mae: context_std) falls below
+    # this. 0 = off.
+    min_target_std: float = 0.0
 
     def validate(self) -> None:
+        _check(self.method in PRETRAIN_METHODS, "pretrain.method", " | ".join(PRETRAIN_METHODS), self.method)
+        _check(self.min_target_std >= 0, "pretrain.min_target_std", "a number >= 0", self.min_target_std)
         _check(self.max_steps >= 1, "pretrain.max_steps", "an integer >= 1", self.max_steps)
         _check(self.batch_size >= 1, "pretrain.batch_size", "an integer >= 1", self.batch_size)
         _check(self.clip_len >= 1, "pretrain.clip_len", "an integer >= 1", self.clip_len)
@@ -233,6 +255,7 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
     jepa: JEPAConfig = field(default_factory=JEPAConfig)  # encoder, predictor, masks
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    mae: MAESection = field(default_factory=MAESection)  # pretrain.method=mae only
     ac: ACPredictorConfig = field(default_factory=ACPredictorConfig)  # grid_h/grid_w = latent pooling
     train: TrainConfig = field(default_factory=TrainConfig)
 

@@ -4,6 +4,10 @@ Clips come from the episode store (actions ignored); masks from the official mul
 generators; the loss is L1 between predicted and EMA-target features at masked tokens. The run
 folder gets `config.yaml`, `metrics.csv` (loss and collapse diagnostics), `checkpoints/last.ckpt`
 (`resume=true`) and, at the end, `encoder.safetensors` (the EMA target encoder, as official).
+
+`pretrain.method=mae` trains the pixel-reconstruction baseline (`mae.py`) instead: same backbone
+(`jepa.encoder`), data, masks (`jepa.masks`) and schedule, no EMA; its encoder is exported the same
+way. `pretrain.min_target_std > 0` stops a collapsing run once warmup is over.
 """
 
 from __future__ import annotations
@@ -18,8 +22,10 @@ import lightning as L
 import torch
 
 from data.clips import ClipConfig, ClipDataModule
-from worldmodel.config import Config, PretrainConfig
+from worldmodel.config import Config, MAESection, PretrainConfig
+from worldmodel.errors import UserError
 from worldmodel.jepa import JEPA, JEPAConfig
+from worldmodel.mae import MAE, MAEConfig
 from worldmodel.masks import MaskCollator
 from worldmodel.optim import build_adamw, ema_momentum, lr_lambda
 from worldmodel.vit import ViTConfig
@@ -27,28 +33,58 @@ from worldmodel.vit import ViTConfig
 PREPROCESSING = "imagenet-mean-std; single image duplicated to one tubelet"
 
 
-class PretrainModule(L.LightningModule):
-    """JEPA training step, EMA update after each optimizer step, logged collapse diagnostics."""
+# Logged diagnostics per method; the first is the collapse statistic `min_target_std` watches
+# (JEPA: the EMA target's token std across the batch; MAE: the encoder's own context tokens).
+DIAGNOSTICS = {"jepa": ("target_std", "target_cosine", "pred_std"), "mae": ("context_std", "context_cosine")}
 
-    def __init__(self, jepa: JEPAConfig, schedule: PretrainConfig) -> None:
+
+def build_model(method: str, jepa: JEPAConfig, mae: MAESection | None = None) -> JEPA | MAE:
+    """The stage-1 model: JEPA, or the MAE baseline on the same encoder and masks."""
+    if method == "jepa":
+        return JEPA(jepa)
+    mae = mae or MAESection()
+    return MAE(MAEConfig(encoder=jepa.encoder, decoder=mae.decoder, masks=jepa.masks, norm_pix=mae.norm_pix))
+
+
+class PretrainModule(L.LightningModule):
+    """One training step of either method; EMA update after each JEPA optimizer step; logged
+    collapse diagnostics and the collapse guard."""
+
+    def __init__(self, jepa: JEPAConfig, schedule: PretrainConfig, mae: MAESection | None = None) -> None:
         super().__init__()
-        self.model = JEPA(jepa)
+        self.method = schedule.method
+        self.model = build_model(schedule.method, jepa, mae)
         self.schedule = schedule
+        self._collapse_stat = float("inf")
 
     def training_step(self, batch: tuple[dict[str, torch.Tensor], list], batch_idx: int) -> torch.Tensor:
         clips, masks = batch
         frames = clips["frames"].permute(0, 2, 1, 3, 4)  # [B,T,3,H,W] -> [B,3,T,H,W]
         out = self.model(frames, [m.to(self.device) for m in masks])
         self.log("loss", out["loss"], prog_bar=True)
-        for key in ("target_std", "target_cosine", "pred_std"):
-            self.log(key, out[key], prog_bar=key == "target_std")
+        keys = DIAGNOSTICS[self.method]
+        for key in keys:
+            self.log(key, out[key], prog_bar=key == keys[0])
+        self._collapse_stat = float(out[keys[0]])
         self.log("lr", self.optimizers().param_groups[0]["lr"])
         return out["loss"]
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        cfg = self.model.cfg
-        momentum = ema_momentum(self.global_step, self.schedule.max_steps, cfg.ema_start, cfg.ema_end)
-        self.model.update_target(momentum)
+        s = self.schedule
+        if (
+            s.min_target_std > 0
+            and self.global_step > s.warmup_steps
+            and self._collapse_stat < s.min_target_std
+        ):
+            name = DIAGNOSTICS[self.method][0]
+            raise UserError(
+                f"representation collapse at step {self.global_step}: {name} {self._collapse_stat:.3g} < "
+                f"pretrain.min_target_std={s.min_target_std:g}; stopping (the last checkpoint is intact)"
+            )
+        if isinstance(self.model, JEPA):
+            cfg = self.model.cfg
+            momentum = ema_momentum(self.global_step, s.max_steps, cfg.ema_start, cfg.ema_end)
+            self.model.update_target(momentum)
 
     def configure_optimizers(self) -> dict[str, Any]:
         s = self.schedule
@@ -76,14 +112,30 @@ def encoder_metadata(encoder_cfg: ViTConfig, state_dict: dict[str, torch.Tensor]
     }
 
 
+def check_same_method(run_path: Path, p: PretrainConfig) -> None:
+    """Resuming a JEPA checkpoint as MAE (or back) cannot work: say so before Lightning fails."""
+    saved = run_path / "config.yaml"
+    if not (p.resume and saved.is_file() and (run_path / "checkpoints" / "last.ckpt").exists()):
+        return
+    from omegaconf import OmegaConf
+
+    before = OmegaConf.load(saved).get("pretrain", {}).get("method", "jepa")
+    if before != p.method:
+        raise UserError(
+            f"run folder '{run_path}' was trained with pretrain.method={before}: resume it with "
+            f"method={before}, or choose another run.name for method={p.method}"
+        )
+
+
 def pretrain(config: Config) -> Path:
-    """Train (or resume) stage 1 and export the target encoder; returns the run folder."""
+    """Train (or resume) stage 1 and export the encoder (JEPA: the EMA target); returns the run folder."""
     from worldmodel.runs import RunDir, make_trainer
 
     p, jepa_cfg = config.pretrain, config.jepa
     jepa_cfg.encoder.img_size = config.env.image_size
     jepa_cfg.encoder.num_frames = p.clip_len
     run = RunDir(config, "pretrain")
+    check_same_method(run.path, p)
     resume_from = run.open(config, p.resume)
     try:
         torch.manual_seed(config.run.seed)
@@ -99,11 +151,12 @@ def pretrain(config: Config) -> Path:
         grid = jepa_cfg.encoder.grid(p.clip_len, config.env.image_size)
         collate = MaskCollator(jepa_cfg.masks, grid, seed=config.run.seed)
         data = ClipDataModule(p.data, clip_cfg, image_size=config.env.image_size, collate_fn=collate)
-        module = PretrainModule(jepa_cfg, p)
+        module = PretrainModule(jepa_cfg, p, config.mae)
         trainer = make_trainer(run, config, p.max_steps, p.checkpoint_every, p.log_every)
         trainer.fit(module, datamodule=data, ckpt_path=str(resume_from) if resume_from else None)
         trainer.save_checkpoint(run.last_checkpoint)  # the final state, for resume=true
-        state = module.model.target_encoder.state_dict()
+        model = module.model
+        state = (model.target_encoder if isinstance(model, JEPA) else model.encoder).state_dict()
         run.export("encoder.safetensors", state, encoder_metadata(jepa_cfg.encoder, state))
     finally:
         run.close()
