@@ -1,17 +1,33 @@
 """MuJoCo arm tasks with goal images, behind the gymnasium API.
 
-Importing this package registers `jepa_wm/Reach-v0`, `jepa_wm/Push-v0` and `jepa_wm/PickPlace-v0`.
-Headless rendering defaults to EGL (set before mujoco is imported anywhere); set MUJOCO_GL=osmesa
-if your machine has no EGL.
+Importing this package registers `jepa_wm/Reach-v0`, `jepa_wm/Push-v0`, `jepa_wm/PickPlace-v0`
+(and the adapter example `jepa_wm/ReacherGoal-v0`). Headless rendering defaults to EGL, chosen here
+before mujoco is imported anywhere; without a working EGL it falls back to OSMesa with a message.
+Set MUJOCO_GL yourself to override.
 """
 
-import os
+from envs.gl import choose_backend
 
-os.environ.setdefault("MUJOCO_GL", "egl")
-os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
+choose_backend()
 
-from envs.registration import ENV_IDS, check_protocol, make_env, register_all  # noqa: E402
+from envs.registration import (  # noqa: E402 - mujoco must be imported after the backend choice
+    ENV_IDS,
+    check_protocol,
+    import_user_module,
+    list_tasks,
+    make_env,
+    register_all,
+    render_preview,
+)
 
 register_all()
 
-__all__ = ["ENV_IDS", "check_protocol", "make_env", "register_all"]
+__all__ = [
+    "ENV_IDS",
+    "check_protocol",
+    "import_user_module",
+    "list_tasks",
+    "make_env",
+    "register_all",
+    "render_preview",
+]

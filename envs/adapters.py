@@ -1,9 +1,16 @@
 """Wrap any gymnasium env as a goal-image env, so users bring their own robots.
 
 `GoalImageAdapter(env, goal_fn, ...)` turns observations into `{"pixels", "state"}` and puts
-`goal_pixels`, `is_success` and `distance` into `info`. `goal_fn(env) -> uint8 image` is called
-after every reset; it must leave the env as it found it. `make_reacher_goal_env` shows the recipe
-on gymnasium's `Reacher-v5` (registered as `jepa_wm/ReacherGoal-v0`).
+`goal_pixels`, `is_success` and `distance` into `info`:
+- `goal_fn(env) -> uint8 [H,W,3]` is called after every reset; it must leave the env as it found it
+  (e.g. set the goal configuration through qpos, render, restore qpos/qvel exactly).
+- `render_fn(env) -> image` renders the current frame (default `env.render()`, which needs
+  `render_mode="rgb_array"`); its size must equal `image_size`.
+- `state_fn(env, obs) -> float32 [S]` (default: the flattened observation).
+- `distance_fn(env) -> metres` and `success_fn(env) -> bool` (default: distance below
+  `success_threshold`; without either, `is_success` is False and `distance` NaN).
+Action and state dimensions come from the wrapped env's spaces. `make_reacher_goal_env` shows the
+recipe on gymnasium's `Reacher-v5` (registered as `jepa_wm/ReacherGoal-v0`).
 """
 
 from __future__ import annotations
@@ -15,6 +22,8 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 from gymnasium import spaces
+
+from envs.gl import make_renderer
 
 ImageFn = Callable[[gym.Env], np.ndarray]
 
@@ -29,16 +38,22 @@ class GoalImageAdapter(gym.Wrapper):
         render_fn: ImageFn | None = None,
         state_fn: Callable[[gym.Env, Any], np.ndarray] | None = None,
         distance_fn: Callable[[gym.Env], float] | None = None,
+        success_fn: Callable[[gym.Env], bool] | None = None,
         success_threshold: float = 0.02,
         image_size: int = 64,
+        description: str = "",
     ) -> None:
         super().__init__(env)
+        if not isinstance(env.action_space, spaces.Box):
+            raise ValueError(f"GoalImageAdapter: needs a Box action space, got {env.action_space}")
         self.goal_fn = goal_fn
         self.render_fn = render_fn or (lambda e: e.render())
         self.state_fn = state_fn or (lambda e, obs: np.asarray(obs, dtype=np.float32).ravel())
         self.distance_fn = distance_fn
+        self.success_fn = success_fn
         self.success_threshold = success_threshold
         self.image_size = image_size
+        self.description = description
         probe = self.state_fn(env, env.observation_space.sample())
         self.observation_space = spaces.Dict(
             {
@@ -50,26 +65,40 @@ class GoalImageAdapter(gym.Wrapper):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         obs, info = self.env.reset(seed=seed, options=options)
-        self._goal_pixels = np.asarray(self.goal_fn(self.env), dtype=np.uint8)
+        self._goal_pixels = self._image(self.goal_fn(self.env), "goal_fn")
         return self._observation(obs), self._info(info)
 
     def step(self, action: np.ndarray):
         obs, reward, terminated, truncated, info = self.env.step(action)
         return self._observation(obs), reward, terminated, truncated, self._info(info)
 
+    def _image(self, image: Any, source: str) -> np.ndarray:
+        image = np.asarray(image)
+        expected = (self.image_size, self.image_size, 3)
+        if image.shape != expected:
+            raise ValueError(f"GoalImageAdapter: {source} returned shape {image.shape}, expected {expected}")
+        return image.astype(np.uint8, copy=False)
+
     def _observation(self, obs: Any) -> dict[str, np.ndarray]:
-        pixels = np.asarray(self.render_fn(self.env), dtype=np.uint8)
+        pixels = self._image(self.render_fn(self.env), "render_fn")
         return {"pixels": pixels, "state": np.asarray(self.state_fn(self.env, obs), dtype=np.float32)}
 
     def _info(self, info: dict[str, Any]) -> dict[str, Any]:
         info = dict(info)
         info["goal_pixels"] = self._goal_pixels.copy()
-        if self.distance_fn is not None:
-            info["distance"] = float(self.distance_fn(self.env))
-            info["is_success"] = bool(info["distance"] < self.success_threshold)
+        distance = float(self.distance_fn(self.env)) if self.distance_fn is not None else float("nan")
+        info["distance"] = distance
+        if self.success_fn is not None:
+            info["is_success"] = bool(self.success_fn(self.env))
         else:
-            info.setdefault("is_success", False)
+            info["is_success"] = bool(distance < self.success_threshold)  # False when NaN
         return info
+
+    def close(self) -> None:
+        closer = getattr(self.render_fn, "close", None)
+        if callable(closer):
+            closer()
+        super().close()
 
 
 class MujocoTopDownRenderer:
@@ -81,7 +110,7 @@ class MujocoTopDownRenderer:
         model.vis.quality.offsamples = 0
         model.vis.global_.offwidth = max(model.vis.global_.offwidth, size)
         model.vis.global_.offheight = max(model.vis.global_.offheight, size)
-        self.renderer = mujoco.Renderer(model, size, size)
+        self.renderer = make_renderer(model, size)
         self.camera = mujoco.MjvCamera()
         self.camera.distance, self.camera.elevation, self.camera.azimuth = distance, elevation, 90.0
         self.camera.lookat[:] = (0.0, 0.0, 0.0)
@@ -89,6 +118,9 @@ class MujocoTopDownRenderer:
     def __call__(self, env: gym.Env) -> np.ndarray:
         self.renderer.update_scene(env.unwrapped.data, self.camera)
         return self.renderer.render()
+
+    def close(self) -> None:
+        self.renderer.close()
 
 
 # --- Reacher-v5 recipe ------------------------------------------------------------------------
@@ -137,4 +169,5 @@ def make_reacher_goal_env(image_size: int = 64, **kwargs: Any) -> GoalImageAdapt
         distance_fn=reacher_distance,
         success_threshold=0.02,
         image_size=image_size,
+        description="gymnasium Reacher-v5: fingertip to where the goal image shows it",
     )

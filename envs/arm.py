@@ -1,14 +1,30 @@
 """The arm: MuJoCo model, end-effector control by mocap weld, proprioception, IK, rendering.
 
-Control follows V-JEPA 2-AC: an action is a delta of the end-effector pose in the robot base frame
-`[dx, dy, dz, droll, dpitch, dyaw, dgripper]`. The delta is added to the *measured* EE pose,
-clipped to the workspace, and written to a mocap body welded to the hand; physics then pulls the
-arm there (so the arm pushes and grasps for real). Orientation is expressed relative to the
-gripper-pointing-down home orientation, so the state never wraps around ±pi in normal use.
+Model (envs/assets/arm_table.xml): our own Franka-Panda-like 7-DoF arm with a two-finger parallel
+gripper on a table, built from primitive shapes (capsules, cylinders, boxes) but with the Panda's
+kinematics (Craig DH d1=0.333, d3=0.316, a4=0.0825, a5=-0.0825, d5=0.384, a7=0.088, flange 0.107)
+and the official joint limits. Why primitives: the mujoco-menagerie wheel ships no models (its
+meshes cannot be installed from a registry), gymnasium-robotics' Panda envs fail under mujoco 4,
+and primitives render fast in software EGL. The XML avoids features newer than mujoco 3.2.
 
-State (7-D, float32): `[x, y, z, roll, pitch, yaw, gripper]`, EE position in metres at the point
-between the fingertips, rotation (rad) relative to gripper-down, gripper opening in [0, 1]
-(1 = fully open, 8 cm between fingers).
+Control follows V-JEPA 2-AC: an action is a delta of the end-effector pose in the robot base frame
+`[dx, dy, dz, droll, dpitch, dyaw, dgripper]`, clipped per step to ±5 cm per axis, ±0.15 rad per
+axis and ±1 of gripper opening (`ControlSpec`). The delta is added to the *measured* EE pose, the
+target is clipped to the workspace box (x 0.26..0.76, y -0.28..0.28, z 0.02..0.30 m; table top at
+z = 0) and to ±0.6 rad of tilt / ±1.5 rad of yaw, and written to a mocap body welded to the hand
+(a weld is robust and needs no IK per step). The mocap target slides there in 10 stages while
+physics runs, so the arm really pushes and grasps (gravity-compensated links). Orientation is
+relative to the gripper-pointing-down home orientation, so the state never wraps around ±pi in
+normal use. The gripper delta changes the commanded opening; the fingers close until they meet
+the cube (a held 6 cm cube reads ~0.69).
+
+State (7-D, float32): `[x, y, z, roll, pitch, yaw, gripper]`: EE position in metres at the point
+between the fingertips, in the base frame (base at the origin, table top at z = 0); extrinsic xyz
+Euler angles (rad) of the hand relative to gripper-down; gripper opening normalised to [0, 1]
+(1 = fully open, 8 cm between the finger pads; 0 = closed).
+
+Rendering: `mujoco.Renderer` offscreen, one per image size, with shadows and multisampling off
+(software EGL is ~10x slower with them); `close()` frees them.
 """
 
 from __future__ import annotations
@@ -19,6 +35,8 @@ from pathlib import Path
 import mujoco
 import numpy as np
 from scipy.spatial.transform import Rotation
+
+from envs.gl import make_renderer
 
 ASSET = Path(__file__).resolve().parent / "assets" / "arm_table.xml"
 ARM_JOINTS = tuple(f"joint{i}" for i in range(1, 8))
@@ -36,8 +54,8 @@ class ControlSpec:
     max_translation: float = 0.05  # metres per step along each axis
     max_rotation: float = 0.15  # radians per step about each axis
     max_gripper: float = 1.0  # change of the [0, 1] opening per step
-    workspace_low: tuple[float, float, float] = (0.25, -0.3, 0.02)
-    workspace_high: tuple[float, float, float] = (0.75, 0.3, 0.35)
+    workspace_low: tuple[float, float, float] = (0.26, -0.28, 0.02)  # EE target clip, metres
+    workspace_high: tuple[float, float, float] = (0.76, 0.28, 0.3)
     max_tilt: float = 0.6  # radians of roll/pitch away from gripper-down
     max_yaw: float = 1.5  # radians of yaw; keeps the state away from the ±pi wrap
 
@@ -100,21 +118,22 @@ class Arm:
         target_pos = np.clip(start_pos + action[:3], c.workspace_low, c.workspace_high)
         delta = Rotation.from_euler("xyz", action[3:6])
         target_rot = self._limit_tilt(delta * start_rot)
-        rotvec = (target_rot * start_rot.inv()).as_rotvec()
+        start_quat, target_quat = _wxyz(start_rot * DOWN), _wxyz(target_rot * DOWN)
         self.set_gripper_target(self._gripper_target + action[6])
         waypoints = max(1, min(waypoints, substeps))
         done = 0
         for k in range(1, waypoints + 1):
             fraction = k / waypoints
-            rotation = Rotation.from_rotvec(rotvec * fraction) * start_rot
-            self._set_mocap(start_pos + (target_pos - start_pos) * fraction, rotation)
+            # numpy slerp, not scipy, inside the loop: scipy's Rotation overhead tripled step time.
+            hand_quat = _slerp(start_quat, target_quat, fraction)
+            self._set_mocap_quat(start_pos + (target_pos - start_pos) * fraction, hand_quat)
             until = round(substeps * fraction)
             mujoco.mj_step(self.model, self.data, nstep=until - done)
             done = until
 
     def set_gripper_target(self, opening: float) -> None:
         self._gripper_target = float(np.clip(opening, 0.0, 1.0))
-        self.data.ctrl[0] = self._gripper_target * FINGER_RANGE
+        self.data.ctrl[:] = self._gripper_target * FINGER_RANGE  # every gripper actuator
 
     def _limit_tilt(self, rotation: Rotation) -> Rotation:
         euler = rotation.as_euler("xyz")
@@ -123,10 +142,14 @@ class Arm:
         return Rotation.from_euler("xyz", euler)
 
     def _set_mocap(self, ee_pos: np.ndarray, rotation: Rotation) -> None:
-        hand = rotation * DOWN
-        hand_pos = ee_pos - hand.apply([0.0, 0.0, HAND_TO_EE])
-        self.data.mocap_pos[0] = hand_pos
-        self.data.mocap_quat[0] = np.roll(hand.as_quat(), 1)
+        self._set_mocap_quat(ee_pos, _wxyz(rotation * DOWN))
+
+    def _set_mocap_quat(self, ee_pos: np.ndarray, hand_quat: np.ndarray) -> None:
+        """Mocap target for the hand (quaternion w, x, y, z) that puts the EE point at `ee_pos`."""
+        w, x, y, z = hand_quat
+        hand_z = np.array([2 * (x * z + w * y), 2 * (y * z - w * x), 1 - 2 * (x * x + y * y)])
+        self.data.mocap_pos[0] = ee_pos - HAND_TO_EE * hand_z
+        self.data.mocap_quat[0] = hand_quat
 
     # --- teleporting (reset, goal images) -------------------------------------------------
     def solve_ik(self, ee_pos: np.ndarray, rotation: Rotation | None = None, iters: int = 60) -> np.ndarray:
@@ -179,9 +202,10 @@ class Arm:
 
     # --- rendering ------------------------------------------------------------------------
     def render(self, size: int, camera: str = "front") -> np.ndarray:
+        """uint8 [size, size, 3] image from the fixed exocentric camera."""
         renderer = self._renderers.get((size, size))
         if renderer is None:
-            renderer = self._renderers[(size, size)] = mujoco.Renderer(self.model, size, size)
+            renderer = self._renderers[(size, size)] = make_renderer(self.model, size)
         renderer.update_scene(self.data, camera)
         return renderer.render()
 
@@ -189,3 +213,20 @@ class Arm:
         for renderer in self._renderers.values():
             renderer.close()
         self._renderers.clear()
+
+
+def _wxyz(rotation: Rotation) -> np.ndarray:
+    """scipy rotation -> MuJoCo quaternion order (w, x, y, z)."""
+    return np.roll(rotation.as_quat(), 1)
+
+
+def _slerp(q0: np.ndarray, q1: np.ndarray, fraction: float) -> np.ndarray:
+    """Shortest-arc interpolation between unit quaternions (the same geodesic as rotvec scaling)."""
+    dot = float(np.dot(q0, q1))
+    if dot < 0.0:
+        q1, dot = -q1, -dot
+    if dot > 0.9995:
+        q = q0 + fraction * (q1 - q0)
+        return q / np.linalg.norm(q)
+    theta = np.arccos(dot)
+    return (np.sin((1.0 - fraction) * theta) * q0 + np.sin(fraction * theta) * q1) / np.sin(theta)

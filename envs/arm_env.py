@@ -1,13 +1,25 @@
 """The goal-image arm env: gymnasium API, dict observations, goal image and success in `info`.
 
-Observation `{"pixels": uint8[H,W,3], "state": float32[7]}` from the fixed exocentric camera;
-`info` carries `goal_pixels`, `is_success`, `distance` (the task's, metres), `ee_distance` and
-`object_distance`. Reward is the negative task distance (planning never uses it). Episodes have a
-fixed budget (TimeLimit at registration); `terminated` is always False.
+Observation `{"pixels": uint8[H,W,3], "state": float32[7]}` from the fixed exocentric camera
+(`image_size` 16..256, default 64); the state is `[x, y, z, roll, pitch, yaw, gripper]` (see
+envs/arm.py). Action: 7-D EE delta in the base frame, a Box with the per-step bounds. Control rate:
+5 Hz by default (`control_hz` 4..10): at 5 Hz a full ±5 cm step moves the hand ~6 px at 64x64 and
+one step costs 50 physics substeps of 4 ms.
+
+`info` carries `goal_pixels` (uint8 [H,W,3]), `is_success` (bool), `distance` (the task's, metres),
+`ee_distance` and `object_distance` (metres). Reward is the negative task distance (planning never
+uses it). Episodes have a fixed budget (TimeLimit at registration, 50 steps); `terminated` is always
+False. `render_pixels=False` skips rendering (pixels are zeros) for fast oracle/physics-only runs;
+success is judged by the env either way.
+
+Privileged access (oracle policies, tests, `dynamics=simulator` diagnostics; planning never needs
+it): `get_sim_state()` / `set_sim_state(s)`, `ee_pos()`, `cube_pos()`, `goal` (goal EE and cube
+positions), `task` (success metric), `variation` (sampled appearance).
 """
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import gymnasium as gym
@@ -21,9 +33,26 @@ from envs.tasks import TASKS, Goal, Task
 from envs.variations import MAX_DISTRACTORS, SPLITS, Variation, apply_variation, sample_variation
 
 CONTROL_HZ_RANGE = (4.0, 10.0)
+IMAGE_SIZE_RANGE = (16, 256)
+ACTION_NAMES = ("dx", "dy", "dz", "droll", "dpitch", "dyaw", "dgripper")
+STATE_NAMES = ("x", "y", "z", "roll", "pitch", "yaw", "gripper")
+# What each kwarg accepts: the one-line errors of make_env and of the constructor quote these.
+KWARG_HELP = {
+    "image_size": f"an integer in {IMAGE_SIZE_RANGE[0]}..{IMAGE_SIZE_RANGE[1]}",
+    "split": " or ".join(repr(s) for s in SPLITS),
+    "distractors": f"an integer in 0..{MAX_DISTRACTORS}",
+    "control_hz": f"a number in {CONTROL_HZ_RANGE[0]:g}..{CONTROL_HZ_RANGE[1]:g}",
+    "render_pixels": "True or False",
+    "render_mode": "None or 'rgb_array'",
+}
+# Finite state bounds (metres, radians, [0, 1]) wide enough for any reachable pose.
+STATE_LOW = np.array([-1.5, -1.5, -1.5, -np.pi, -np.pi, -np.pi, 0.0], dtype=np.float32)
+STATE_HIGH = np.array([1.5, 1.5, 1.5, np.pi, np.pi, np.pi, 1.0], dtype=np.float32)
 
 
 class ArmGoalEnv(gym.Env):
+    """A Panda-like arm on a table; the task (reach, push, pickplace) sets scenes, goals, success."""
+
     metadata = {"render_modes": ["rgb_array"], "render_fps": 5}
 
     def __init__(
@@ -36,7 +65,7 @@ class ArmGoalEnv(gym.Env):
         render_pixels: bool = True,
         render_mode: str | None = None,
     ) -> None:
-        _validate_kwargs(task, image_size, split, distractors, control_hz, render_mode)
+        _validate_kwargs(task, image_size, split, distractors, control_hz, render_pixels, render_mode)
         self.task: Task = TASKS[task]()
         self.image_size = int(image_size)
         self.split = split
@@ -53,24 +82,28 @@ class ArmGoalEnv(gym.Env):
         self.observation_space = spaces.Dict(
             {
                 "pixels": spaces.Box(0, 255, size, dtype=np.uint8),
-                "state": spaces.Box(-np.inf, np.inf, (7,), dtype=np.float32),
+                "state": spaces.Box(STATE_LOW, STATE_HIGH, dtype=np.float32),
             }
         )
-        self.action_names = ("dx", "dy", "dz", "droll", "dpitch", "dyaw", "dgripper")
-        self.state_names = ("x", "y", "z", "roll", "pitch", "yaw", "gripper")
+        self.action_names = ACTION_NAMES
+        self.state_names = STATE_NAMES
         self.variation: Variation | None = None
         self.goal: Goal | None = None
         self._goal_pixels = np.zeros(size, dtype=np.uint8)
 
     # --- gymnasium API --------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        """Sample appearance, start scene and goal from the seed; render the goal image."""
         super().reset(seed=seed)
-        rng = self.np_random
-        self.variation = sample_variation(rng, self.split, self.distractors)
+        # Separate streams: the same seed gives the same start and goal whatever the split and
+        # distractors, so train/heldout results can be compared episode by episode.
+        task_seed, look_seed = self.np_random.integers(0, 2**63 - 1, size=2)
+        task_rng, look_rng = np.random.default_rng(task_seed), np.random.default_rng(look_seed)
+        self.variation = sample_variation(look_rng, self.split, self.distractors)
         apply_variation(self.arm.model, self.variation)
         mujoco.mj_resetData(self.arm.model, self.arm.data)
-        start = self.task.sample_start(rng)
-        self.goal = self.task.sample_goal(rng, start)
+        start = self.task.sample_start(task_rng)
+        self.goal = self.task.sample_goal(task_rng, start)
         place_scene(self.arm, start)
         if self.render_pixels:
             self._goal_pixels = render_goal(self.arm, self.goal.scene, self.image_size)
@@ -94,16 +127,26 @@ class ArmGoalEnv(gym.Env):
 
     # --- privileged access: oracle policies, tests, simulator-dynamics diagnostics ---------
     def ee_pos(self) -> np.ndarray:
+        """End-effector position (between the fingertips), metres, base frame."""
         return self.arm.ee_pos()
 
     def cube_pos(self) -> np.ndarray:
+        """Cube centre, metres, base frame."""
         return self.arm.data.body("cube").xpos.copy()
 
     def get_sim_state(self) -> np.ndarray:
+        """Full MuJoCo integration state (qpos, qvel, act, ctrl, mocap, warm start) + gripper target."""
         return self.arm.get_sim_state()
 
     def set_sim_state(self, state: np.ndarray) -> None:
+        """Restore a `get_sim_state()` exactly: stepping afterwards reproduces the same future."""
         self.arm.set_sim_state(state)
+
+    def goal_info(self) -> dict[str, np.ndarray]:
+        """The sampled goal: EE and cube positions the task measures against."""
+        if self.goal is None:
+            raise RuntimeError("call reset() before goal_info()")
+        return {"ee_pos": self.goal.ee_pos.copy(), "cube_pos": self.goal.cube_pos.copy()}
 
     def goal_pixels(self) -> np.ndarray:
         return self._goal_pixels.copy()
@@ -122,7 +165,7 @@ class ArmGoalEnv(gym.Env):
         distance = self.task.distance(ee, cube, self.goal)
         return {
             "goal_pixels": self._goal_pixels.copy(),
-            "is_success": bool(distance < self.task.success_threshold),
+            "is_success": bool(self.task.is_success(ee, cube, self.goal)),
             "distance": distance,
             "ee_distance": float(np.linalg.norm(ee - self.goal.ee_pos)),
             "object_distance": float(np.linalg.norm(cube - self.goal.cube_pos)),
@@ -130,27 +173,37 @@ class ArmGoalEnv(gym.Env):
 
 
 def _validate_kwargs(
-    task: str, image_size: int, split: str, distractors: int, control_hz: float, render_mode: str | None
+    task: str,
+    image_size: Any,
+    split: Any,
+    distractors: Any,
+    control_hz: Any,
+    render_pixels: Any,
+    render_mode: Any,
 ) -> None:
-    def fail(key: str, expected: str, got: Any) -> None:
-        raise ValueError(f"env kwarg '{key}': expected {expected}, got {got!r}")
+    """One-line ValueErrors naming the key and what it accepts (no traceback from deep inside)."""
+
+    def fail(key: str, got: Any) -> None:
+        raise ValueError(f"env kwarg '{key}': expected {KWARG_HELP[key]}, got {got!r}")
+
+    def is_int(value: Any) -> bool:
+        return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
     if task not in TASKS:
-        fail("task", " | ".join(TASKS), task)
-    if isinstance(image_size, bool) or not isinstance(image_size, int) or not 16 <= image_size <= 256:
-        fail("image_size", "an integer in 16..256", image_size)
-    if split not in SPLITS:
-        fail("split", " | ".join(SPLITS), split)
+        raise ValueError(f"env kwarg 'task': expected one of {', '.join(TASKS)}, got {task!r}")
+    if not is_int(image_size) or not IMAGE_SIZE_RANGE[0] <= image_size <= IMAGE_SIZE_RANGE[1]:
+        fail("image_size", image_size)
+    if not isinstance(split, str) or split not in SPLITS:
+        fail("split", split)
+    if not is_int(distractors) or not 0 <= distractors <= MAX_DISTRACTORS:
+        fail("distractors", distractors)
     if (
-        isinstance(distractors, bool)
-        or not isinstance(distractors, int)
-        or not 0 <= distractors <= MAX_DISTRACTORS
-    ):
-        fail("distractors", f"an integer in 0..{MAX_DISTRACTORS}", distractors)
-    if (
-        not isinstance(control_hz, int | float)
+        not isinstance(control_hz, numbers.Real)
+        or isinstance(control_hz, bool)
         or not CONTROL_HZ_RANGE[0] <= control_hz <= CONTROL_HZ_RANGE[1]
     ):
-        fail("control_hz", f"a number in {CONTROL_HZ_RANGE[0]:g}..{CONTROL_HZ_RANGE[1]:g}", control_hz)
+        fail("control_hz", control_hz)
+    if not isinstance(render_pixels, bool | np.bool_):
+        fail("render_pixels", render_pixels)
     if render_mode not in (None, "rgb_array"):
-        fail("render_mode", "None or 'rgb_array'", render_mode)
+        fail("render_mode", render_mode)

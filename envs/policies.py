@@ -1,6 +1,7 @@
 """Policies for data collection and for proving the tasks solvable.
 
-- `random`: smooth (low-pass filtered) random actions inside any Box action space, any dimension.
+- `random`: smooth random actions (an AR(1) / discretised Ornstein-Uhlenbeck process) inside any
+  Box action space of any dimension, dims and bounds read from `env.action_space`.
 - `scripted`: noisy interaction with the cube (approach, push, grasp, lift, carry, release), using
   the cube and end-effector positions but never the evaluation goal.
 - `play`: per episode, `scripted` with probability `scripted_ratio`, else `random`.
@@ -17,15 +18,21 @@ from typing import Any, Protocol
 import gymnasium as gym
 import numpy as np
 
-from envs.tasks import CUBE_HALF
+from envs.tasks import (
+    CUBE_HALF,
+    CUBE_REGION_HIGH,
+    CUBE_REGION_LOW,
+    EE_REGION_HIGH,
+    EE_REGION_LOW,
+    GRASP_DEPTH,
+)
 
 POLICIES = ("random", "scripted", "play", "oracle")
-GRASP_DEPTH = -0.008  # EE below the cube centre when grasping (fingers wrap the cube)
 
 
 class Policy(Protocol):
-    def reset(self, obs: dict[str, np.ndarray], info: dict[str, Any]) -> None: ...
-    def act(self, obs: dict[str, np.ndarray], info: dict[str, Any]) -> np.ndarray: ...
+    def reset(self, obs: Any, info: dict[str, Any]) -> None: ...
+    def act(self, obs: Any, info: dict[str, Any]) -> np.ndarray: ...
 
 
 def _bounds(space: gym.spaces.Box) -> tuple[np.ndarray, np.ndarray]:
@@ -35,25 +42,34 @@ def _bounds(space: gym.spaces.Box) -> tuple[np.ndarray, np.ndarray]:
 
 
 class RandomPolicy:
-    """Low-pass filtered uniform noise: smooth motion that still covers the action space."""
+    """Smooth random actions: a per-dimension AR(1) process (discretised Ornstein-Uhlenbeck).
 
-    def __init__(self, env: gym.Env, seed: int, smoothing: float = 0.7, scale: np.ndarray | None = None):
+    `a_t = smoothing * a_{t-1} + sqrt(1 - smoothing^2) * N(0, 1)`, stationary std 1 whatever the
+    smoothing, mapped to `centre + half_range * scale * a_t / 2` and clipped to the bounds. Consecutive
+    actions are correlated, so the end effector sweeps across the workspace instead of jittering
+    in place. Works on any Box action space; infinite bounds count as +-1.
+    """
+
+    def __init__(self, env: gym.Env, seed: int, smoothing: float = 0.8, scale: np.ndarray | None = None):
         if not isinstance(env.action_space, gym.spaces.Box):
             raise ValueError(f"policy 'random': needs a Box action space, got {env.action_space}")
+        if not 0.0 <= smoothing < 1.0:
+            raise ValueError(f"policy 'random': smoothing expected in [0, 1), got {smoothing}")
         self.low, self.high = _bounds(env.action_space)
         self.rng = np.random.default_rng(seed)
-        self.smoothing = smoothing
+        self.smoothing = float(smoothing)
         self.scale = np.ones_like(self.low) if scale is None else np.asarray(scale, dtype=np.float32)
-        self._previous = np.zeros_like(self.low)
+        self._state = np.zeros_like(self.low)
 
-    def reset(self, obs: dict[str, np.ndarray], info: dict[str, Any]) -> None:
-        self._previous = np.zeros_like(self.low)
+    def reset(self, obs: Any, info: dict[str, Any]) -> None:
+        self._state = self.rng.normal(size=self.low.shape).astype(np.float32)
 
-    def act(self, obs: dict[str, np.ndarray], info: dict[str, Any]) -> np.ndarray:
+    def act(self, obs: Any, info: dict[str, Any]) -> np.ndarray:
+        fresh = self.rng.normal(size=self.low.shape)
+        self._state = self.smoothing * self._state + np.sqrt(1.0 - self.smoothing**2) * fresh
         centre, half = (self.high + self.low) / 2, (self.high - self.low) / 2
-        fresh = self.rng.uniform(-1.0, 1.0, size=self.low.shape) * self.scale
-        self._previous = self.smoothing * self._previous + (1 - self.smoothing) * fresh * 2.0
-        return np.clip(centre + half * self._previous, self.low, self.high).astype(np.float32)
+        action = centre + half * self.scale * self._state / 2.0
+        return np.clip(action, self.low, self.high).astype(np.float32).reshape(self.low.shape)
 
 
 class _ArmController:
@@ -67,23 +83,32 @@ class _ArmController:
         self.rng = np.random.default_rng(seed)
         self.noise = noise
 
-    def move(self, target: np.ndarray, gripper: float, gain: float = 1.0) -> np.ndarray:
+    def move(
+        self, target: np.ndarray, gripper: float, gain: float = 1.0, noise_scale: float = 1.0
+    ) -> np.ndarray:
+        """Action toward `target` (clipped to the bounds), with Gaussian noise on the translation."""
         action = np.zeros(7, dtype=np.float32)
         action[:3] = gain * (np.asarray(target) - self.env.ee_pos())
         action[6] = gripper
-        if self.noise > 0:
-            action[:3] += self.rng.normal(0, self.noise * self.high[:3])
+        if self.noise * noise_scale > 0:
+            action[:3] += self.rng.normal(0, self.noise * noise_scale * self.high[:3])
         return np.clip(action, self.low, self.high).astype(np.float32)
 
 
 class ScriptedPlayPolicy(_ArmController):
-    """Goal-free interaction: a random sequence of push / grasp-carry-release / reach motions."""
+    """Goal-free interaction: a random sequence of push / grasp-carry-release / reach motions.
+
+    Pushes are made with the gripper closed, and descents next to or onto the cube use little
+    noise: pressing open fingers down onto the cube edge pinches it, and the mocap weld (whose force
+    is unbounded) then shoots it across the table, which is not the physics we want to learn.
+    """
 
     def __init__(self, env: gym.Env, seed: int, noise: float = 0.15):
         super().__init__(env, seed, noise)
-        self.plan: list[tuple[str, np.ndarray, float, int]] = []
+        # (target, gripper command, max steps, noise scale) waypoints of the current motion.
+        self.plan: list[tuple[np.ndarray, float, int, float]] = []
 
-    def reset(self, obs: dict[str, np.ndarray], info: dict[str, Any]) -> None:
+    def reset(self, obs: Any, info: dict[str, Any]) -> None:
         self.plan = []
 
     def _new_plan(self) -> None:
@@ -92,36 +117,40 @@ class ScriptedPlayPolicy(_ArmController):
         if kind == "push":
             angle = self.rng.uniform(0, 2 * np.pi)
             direction = np.array([np.cos(angle), np.sin(angle), 0.0])
-            behind = cube - direction * (CUBE_HALF + 0.035)
+            behind = cube - direction * (CUBE_HALF + 0.045)
+            # Push at most to the edge of the cube region, so the cube stays well on the table.
+            end = np.clip(cube[:2] + direction[:2] * 0.15, CUBE_REGION_LOW - 0.03, CUBE_REGION_HIGH + 0.03)
             self.plan = [
-                ("go", behind + [0, 0, 0.08], 0.0, 6),
-                ("go", np.array([*behind[:2], 0.03]), 0.0, 3),
-                ("go", np.array([*(cube + direction * 0.15)[:2], 0.03]), 0.0, 6),
-                ("go", np.array([*(cube + direction * 0.12)[:2], 0.12]), 0.0, 2),
+                (behind + [0, 0, 0.08], -1.0, 6, 1.0),
+                (np.array([*behind[:2], 0.03]), -1.0, 3, 0.2),
+                (np.array([*end, 0.03]), -1.0, 6, 1.0),
+                (np.array([*end, 0.12]), -1.0, 2, 1.0),
             ]
         elif kind == "grasp":
-            carry = np.array([*self.rng.uniform([0.35, -0.2], [0.65, 0.2]), self.rng.uniform(0.05, 0.2)])
+            carry = np.array(
+                [*self.rng.uniform(CUBE_REGION_LOW, CUBE_REGION_HIGH), self.rng.uniform(0.05, 0.2)]
+            )
             self.plan = [
-                ("go", cube + [0, 0, 0.1], 1.0, 6),
-                ("go", cube + [0, 0, GRASP_DEPTH], 1.0, 4),
-                ("go", cube + [0, 0, GRASP_DEPTH], -1.0, 2),
-                ("go", cube + [0, 0, 0.12], -1.0, 3),
-                ("go", carry, -1.0, 6),
-                ("go", carry, 1.0, 2),
+                (cube + [0, 0, 0.1], 1.0, 6, 1.0),
+                (cube + [0, 0, GRASP_DEPTH], 1.0, 4, 0.1),
+                (cube + [0, 0, GRASP_DEPTH], -1.0, 2, 0.0),
+                (cube + [0, 0, 0.12], -1.0, 3, 1.0),
+                (carry, -1.0, 6, 1.0),
+                (carry, 1.0, 2, 0.0),
             ]
         else:
-            point = self.rng.uniform([0.3, -0.25, 0.05], [0.7, 0.25, 0.3])
-            self.plan = [("go", point, float(self.rng.uniform(-1, 1)), 6)]
+            point = self.rng.uniform(EE_REGION_LOW, EE_REGION_HIGH)
+            self.plan = [(point, float(self.rng.uniform(-1, 1)), 6, 1.0)]
 
-    def act(self, obs: dict[str, np.ndarray], info: dict[str, Any]) -> np.ndarray:
+    def act(self, obs: Any, info: dict[str, Any]) -> np.ndarray:
         if not self.plan:
             self._new_plan()
-        _, target, gripper, steps = self.plan[0]
-        action = self.move(target, gripper)
+        target, gripper, steps, noise_scale = self.plan[0]
+        action = self.move(target, gripper, noise_scale=noise_scale)
         if steps <= 1 or np.linalg.norm(target - self.env.ee_pos()) < 0.01:
             self.plan.pop(0)
         else:
-            self.plan[0] = (self.plan[0][0], target, gripper, steps - 1)
+            self.plan[0] = (target, gripper, steps - 1, noise_scale)
         return action
 
 
@@ -137,11 +166,11 @@ class PlayPolicy:
         self.random = RandomPolicy(env, seed + 2, scale=_arm_random_scale(env))
         self.current: Policy = self.random
 
-    def reset(self, obs: dict[str, np.ndarray], info: dict[str, Any]) -> None:
+    def reset(self, obs: Any, info: dict[str, Any]) -> None:
         self.current = self.scripted if self.rng.random() < self.ratio else self.random
         self.current.reset(obs, info)
 
-    def act(self, obs: dict[str, np.ndarray], info: dict[str, Any]) -> np.ndarray:
+    def act(self, obs: Any, info: dict[str, Any]) -> np.ndarray:
         return self.current.act(obs, info)
 
 
@@ -152,10 +181,10 @@ class OraclePolicy(_ArmController):
         super().__init__(env, seed, noise)
         self.grasp_steps = 0
 
-    def reset(self, obs: dict[str, np.ndarray], info: dict[str, Any]) -> None:
+    def reset(self, obs: Any, info: dict[str, Any]) -> None:
         self.grasp_steps = 0
 
-    def act(self, obs: dict[str, np.ndarray], info: dict[str, Any]) -> np.ndarray:
+    def act(self, obs: Any, info: dict[str, Any]) -> np.ndarray:
         name = self.env.task.name
         goal = self.env.goal
         if name == "reach":
@@ -216,13 +245,20 @@ def _arm_random_scale(env: gym.Env) -> np.ndarray | None:
 
 
 def make_policy(name: str, env: gym.Env, seed: int, **kwargs: Any) -> Policy:
-    """Build a policy by name; unknown names get one clear line listing the valid ones."""
-    if name == "random":
-        return RandomPolicy(env, seed, scale=kwargs.pop("scale", _arm_random_scale(env)), **kwargs)
-    if name == "scripted":
-        return ScriptedPlayPolicy(env, seed, **kwargs)
-    if name == "play":
-        return PlayPolicy(env, seed, **kwargs)
-    if name == "oracle":
-        return OraclePolicy(env, seed, **kwargs)
-    raise ValueError(f"policy '{name}': expected one of {', '.join(POLICIES)}")
+    """Build a policy by name; unknown names or options get one clear line listing the valid ones."""
+    factories = {
+        "random": _make_random,
+        "scripted": ScriptedPlayPolicy,
+        "play": PlayPolicy,
+        "oracle": OraclePolicy,
+    }
+    if name not in factories:
+        raise ValueError(f"policy '{name}': expected one of {', '.join(POLICIES)}")
+    try:
+        return factories[name](env, seed, **kwargs)
+    except TypeError as err:
+        raise ValueError(f"policy '{name}': bad option ({err})") from None
+
+
+def _make_random(env: gym.Env, seed: int, **kwargs: Any) -> RandomPolicy:
+    return RandomPolicy(env, seed, scale=kwargs.pop("scale", _arm_random_scale(env)), **kwargs)

@@ -2,30 +2,41 @@
 
 A task never renders and never steps physics: it samples configurations (`Scene`) and measures
 distances. The env (envs/arm_env.py) puts scenes into the simulator; goal images are rendered by
-teleporting into the goal scene and restoring (envs/goals.py).
+teleporting into the goal scene and restoring the exact simulator state (envs/goals.py).
 
-Success thresholds (metres): Reach, end effector within 5 cm of the goal position; Push, cube
-centre within 5 cm of the goal in the table plane; PickPlace, cube centre within 5 cm in 3-D.
+Success thresholds (metres), judged on the final state of a fixed-budget episode:
+- Reach: end effector (point between the fingertips) within 5 cm of the goal position (3-D).
+- Push: cube centre within 5 cm of the goal cube position in the table plane (2-D).
+- PickPlace: cube centre within 5 cm of the goal cube position (3-D; half the goals are lifted).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from envs.variations import CAMERA_POS
+from envs.variations import CAMERA_POS, project
 
-CUBE_HALF = 0.025
-# Between the fingertip inner faces when holding the 5 cm cube, as a [0, 1] opening.
-HOLD_OPENING = 0.55
-CUBE_REGION_LOW = np.array([0.35, -0.2])
-CUBE_REGION_HIGH = np.array([0.65, 0.2])
+CUBE_HALF = 0.03  # a 6 cm cube: ~6 px wide at 64x64, and the 8 cm gripper still grasps it
+# Gripper opening ([0, 1]) whose finger pads just touch the cube's sides: goal images show it held.
+HOLD_OPENING = 0.69
+GRASP_DEPTH = -0.008  # EE below the cube centre when grasping (the fingers wrap the cube)
+# Where cubes start and goals lie (table plane, metres). The EE regions sit inside the control
+# workspace (envs/arm.py) and inside the camera's framing (envs/variations.py).
+CUBE_REGION_LOW = np.array([0.36, -0.18])
+CUBE_REGION_HIGH = np.array([0.64, 0.18])
+EE_REGION_LOW = np.array([0.32, -0.22, 0.06])
+EE_REGION_HIGH = np.array([0.68, 0.22, 0.25])
+START_Z = (0.1, 0.22)
+# In the start frame the hand must not hide the cube: image distance (fraction of the width)
+# between the cube and every point of the hand, checked under the nominal camera.
+START_CLEARANCE = 0.16
 
 
 @dataclass
 class Scene:
-    """One configuration of the movable things."""
+    """One configuration of the movable things: EE position, gripper opening [0, 1], cube centre."""
 
     ee_pos: np.ndarray
     gripper: float
@@ -34,28 +45,29 @@ class Scene:
 
 @dataclass
 class Goal:
+    """The goal scene (what the goal image shows) and the positions the task measures against."""
+
     scene: Scene
-    ee_pos: np.ndarray = field(default_factory=lambda: np.zeros(3))
-    cube_pos: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    ee_pos: np.ndarray
+    cube_pos: np.ndarray
 
 
 class Task:
-    """Base class: subclasses define sampling and the distance that success thresholds."""
+    """Base class: subclasses define goal sampling and the distance that success thresholds."""
 
     name: str = ""
     description: str = ""
-    summary: str = ""  # a few words for tables
     success_threshold: float = 0.05
 
     def sample_start(self, rng: np.random.Generator) -> Scene:
-        cube = _cube_on_table(rng)
-        ee = _ee_away_from(rng, cube, z_range=(0.1, 0.25))
-        return Scene(ee_pos=ee, gripper=1.0, cube_pos=cube)
+        cube = np.array([*rng.uniform(CUBE_REGION_LOW, CUBE_REGION_HIGH), CUBE_HALF])
+        return Scene(ee_pos=_ee_clear_of(rng, cube), gripper=1.0, cube_pos=cube)
 
     def sample_goal(self, rng: np.random.Generator, start: Scene) -> Goal:
         raise NotImplementedError
 
     def distance(self, ee_pos: np.ndarray, cube_pos: np.ndarray, goal: Goal) -> float:
+        """The task's distance to the goal, in metres."""
         raise NotImplementedError
 
     def is_success(self, ee_pos: np.ndarray, cube_pos: np.ndarray, goal: Goal) -> bool:
@@ -64,12 +76,11 @@ class Task:
 
 class ReachTask(Task):
     name = "reach"
-    description = "move the end effector to the position shown in the goal image"
-    summary = "end effector at a point"
+    description = "move the end effector to where the goal image shows it (no marker in the scene)"
 
     def sample_goal(self, rng: np.random.Generator, start: Scene) -> Goal:
         for _ in range(100):
-            ee = rng.uniform([0.3, -0.25, 0.08], [0.7, 0.25, 0.3])
+            ee = rng.uniform(EE_REGION_LOW, EE_REGION_HIGH)
             far_from_start = np.linalg.norm(ee - start.ee_pos) > 0.1
             clear_of_cube = np.linalg.norm(ee[:2] - start.cube_pos[:2]) > 0.1 or ee[2] > 0.15
             if far_from_start and clear_of_cube:
@@ -83,13 +94,13 @@ class ReachTask(Task):
 
 class PushTask(Task):
     name = "push"
-    description = "push the cube across the table to the position shown in the goal image"
-    summary = "cube pushed to a spot"
+    description = "push the cube across the table to where the goal image shows it"
 
     def sample_goal(self, rng: np.random.Generator, start: Scene) -> Goal:
         cube_xy = _displaced(rng, start.cube_pos[:2], (0.1, 0.2))
         cube = np.array([*cube_xy, CUBE_HALF])
-        # The arm rests beside the cube on the side away from the camera, so it never hides it.
+        # The closed gripper rests just behind the cube as seen from the camera, as after a push,
+        # so the goal image shows a plausible arm and never hides the cube.
         away = cube_xy - CAMERA_POS[:2]
         ee = np.array([*(cube_xy + away / np.linalg.norm(away) * (CUBE_HALF + 0.04)), 0.04])
         scene = Scene(ee_pos=ee, gripper=0.0, cube_pos=cube)
@@ -101,14 +112,13 @@ class PushTask(Task):
 
 class PickPlaceTask(Task):
     name = "pickplace"
-    description = "grasp the cube and place it where the goal image shows it (on the table or lifted)"
-    summary = "cube held/placed at a spot"
+    description = "grasp the cube and put it where the goal image shows it held (on the table or lifted)"
 
     def sample_goal(self, rng: np.random.Generator, start: Scene) -> Goal:
         cube_xy = _displaced(rng, start.cube_pos[:2], (0.1, 0.22))
         height = CUBE_HALF if rng.random() < 0.5 else rng.uniform(0.07, 0.15)
         cube = np.array([*cube_xy, height])
-        ee = cube + np.array([0.0, 0.0, -0.008])
+        ee = cube + np.array([0.0, 0.0, GRASP_DEPTH])
         scene = Scene(ee_pos=ee, gripper=HOLD_OPENING, cube_pos=cube)
         return Goal(scene=scene, ee_pos=ee, cube_pos=cube)
 
@@ -119,20 +129,21 @@ class PickPlaceTask(Task):
 TASKS: dict[str, type[Task]] = {"reach": ReachTask, "push": PushTask, "pickplace": PickPlaceTask}
 
 
-def _cube_on_table(rng: np.random.Generator) -> np.ndarray:
-    return np.array([*rng.uniform(CUBE_REGION_LOW, CUBE_REGION_HIGH), CUBE_HALF])
-
-
-def _ee_away_from(rng: np.random.Generator, cube: np.ndarray, z_range: tuple[float, float]) -> np.ndarray:
-    for _ in range(100):
-        ee = rng.uniform([0.3, -0.25, z_range[0]], [0.7, 0.25, z_range[1]])
-        if np.linalg.norm(ee[:2] - cube[:2]) > 0.1:
+def _ee_clear_of(rng: np.random.Generator, cube: np.ndarray) -> np.ndarray:
+    """A start EE position away from the cube whose hand does not hide the cube from the camera."""
+    hand_offsets = np.array([[0.0, 0.0, dz] for dz in (0.0, 0.04, 0.08, 0.12)])
+    cube_uv = project(cube)[0]
+    for _ in range(200):
+        ee = rng.uniform([*EE_REGION_LOW[:2], START_Z[0]], [*EE_REGION_HIGH[:2], START_Z[1]])
+        if np.linalg.norm(ee[:2] - cube[:2]) < 0.1:
+            continue
+        if np.min(np.linalg.norm(project(ee + hand_offsets) - cube_uv, axis=1)) > START_CLEARANCE:
             return ee
     return ee
 
 
 def _displaced(rng: np.random.Generator, xy: np.ndarray, length: tuple[float, float]) -> np.ndarray:
-    """A point at a random direction and distance from `xy`, inside the cube region."""
+    """A point at a random direction and distance from `xy`, inside the cube region (+3 cm)."""
     for _ in range(200):
         angle = rng.uniform(0, 2 * np.pi)
         candidate = xy + rng.uniform(*length) * np.array([np.cos(angle), np.sin(angle)])

@@ -12,17 +12,21 @@ SEEDS = range(20)
 
 
 def success_rate(env_id: str, policy_name: str) -> float:
+    """Fixed-budget episodes (TimeLimit 50) without rendering; success judged by the env's info."""
+    env = make_env(env_id, render_pixels=False)
     successes = []
     for seed in SEEDS:
-        env = make_env(env_id, render_pixels=False)
         obs, info = env.reset(seed=seed)
         policy = make_policy(policy_name, env, seed)
         policy.reset(obs, info)
         truncated = False
         while not truncated:
-            obs, _, _, truncated, info = env.step(policy.act(obs, info))
+            action = policy.act(obs, info)
+            assert env.action_space.contains(action)
+            obs, _, terminated, truncated, info = env.step(action)
+            assert not terminated
         successes.append(info["is_success"])
-        env.close()
+    env.close()
     return float(np.mean(successes))
 
 
@@ -85,7 +89,41 @@ def test_random_policy_works_on_other_action_dims() -> None:
         assert env.action_space.contains(policy.act(obs, info))
 
 
-def test_unknown_policy_lists_valid_names() -> None:
+def test_random_policy_is_smooth_and_seeded() -> None:
+    env = make_env("jepa_wm/Reach-v0", render_pixels=False)
+    obs, info = env.reset(seed=0)
+    runs = []
+    for _ in range(2):
+        policy = make_policy("random", env, 3)
+        policy.reset(obs, info)
+        runs.append(np.stack([policy.act(obs, info) for _ in range(200)]))
+    np.testing.assert_array_equal(runs[0], runs[1])
+    xyz = runs[0][:, :3]
+    # Consecutive actions are strongly correlated (smooth motion), unlike white noise (~0).
+    lag1 = np.mean([np.corrcoef(xyz[:-1, i], xyz[1:, i])[0, 1] for i in range(3)])
+    assert lag1 > 0.6
+    assert xyz.std() > 0.01  # and it still moves
+
+
+def test_play_mixes_scripted_and_random_by_ratio() -> None:
+    env = make_env("jepa_wm/Push-v0", render_pixels=False)
+    obs, info = env.reset(seed=0)
+    policy = make_policy("play", env, 0, scripted_ratio=0.5)
+    picks = []
+    for _ in range(40):
+        policy.reset(obs, info)
+        picks.append(type(policy.current).__name__)
+    assert 0.25 < picks.count("ScriptedPlayPolicy") / len(picks) < 0.75
+    only_random = make_policy("play", env, 0, scripted_ratio=0.0)
+    only_random.reset(obs, info)
+    assert type(only_random.current).__name__ == "RandomPolicy"
+
+
+def test_unknown_policy_or_option_is_one_clear_line() -> None:
     env = make_env("jepa_wm/Reach-v0", render_pixels=False)
     with pytest.raises(ValueError, match="random, scripted, play, oracle"):
         make_policy("greedy", env, 0)
+    with pytest.raises(ValueError, match="policy 'play'"):
+        make_policy("play", env, 0, scripted_ratio=2.0)
+    with pytest.raises(ValueError, match="policy 'random': bad option"):
+        make_policy("random", env, 0, temperature=1.0)
