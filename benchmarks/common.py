@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import os
 import platform
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
+
+from worldmodel.runs import git_commit
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -26,14 +27,6 @@ def machine_info() -> dict[str, Any]:
         except ImportError:
             info[module] = None
     return info
-
-
-def git_commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True)
-        return out.stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
 
 
 def write_result(name: str, config: dict[str, Any], figures: dict[str, Any]) -> Path:

@@ -19,8 +19,6 @@ import torch
 from torch import Tensor
 
 from planners.base import (
-    ActionBounds,
-    Energy,
     PlannerBase,
     PlannerConfig,
     PlanResult,
@@ -89,15 +87,8 @@ class CEMConfig(PlannerConfig):
 
 class CEMPlanner(PlannerBase):
     name = "cem"
+    config_class = CEMConfig
     config: CEMConfig
-
-    def __init__(
-        self,
-        config: CEMConfig | None = None,
-        bounds: ActionBounds | None = None,
-        energy_fn: Energy | None = None,
-    ) -> None:
-        super().__init__(config or CEMConfig(), bounds, energy_fn)
 
     def _momenta(self, a: int, like: Tensor) -> tuple[Tensor, Tensor]:
         c = self.config

@@ -19,8 +19,6 @@ import torch
 from torch import Tensor
 
 from planners.base import (
-    ActionBounds,
-    Energy,
     PlannerBase,
     PlannerConfig,
     PlanResult,
@@ -53,15 +51,8 @@ class GradientConfig(PlannerConfig):
 
 class GradientPlanner(PlannerBase):
     name = "gradient"
+    config_class = GradientConfig
     config: GradientConfig
-
-    def __init__(
-        self,
-        config: GradientConfig | None = None,
-        bounds: ActionBounds | None = None,
-        energy_fn: Energy | None = None,
-    ) -> None:
-        super().__init__(config or GradientConfig(), bounds, energy_fn)
 
     def plan(
         self,

@@ -16,8 +16,6 @@ import torch
 from torch import Tensor
 
 from planners.base import (
-    ActionBounds,
-    Energy,
     PlannerBase,
     PlannerConfig,
     PlanResult,
@@ -55,15 +53,8 @@ class MPPIConfig(PlannerConfig):
 
 class MPPIPlanner(PlannerBase):
     name = "mppi"
+    config_class = MPPIConfig
     config: MPPIConfig
-
-    def __init__(
-        self,
-        config: MPPIConfig | None = None,
-        bounds: ActionBounds | None = None,
-        energy_fn: Energy | None = None,
-    ) -> None:
-        super().__init__(config or MPPIConfig(), bounds, energy_fn)
 
     def plan(
         self,

@@ -13,8 +13,6 @@ import torch
 from torch import Tensor
 
 from planners.base import (
-    ActionBounds,
-    Energy,
     PlannerBase,
     PlannerConfig,
     PlanResult,
@@ -40,15 +38,8 @@ class RandomShootingConfig(PlannerConfig):
 
 class RandomShootingPlanner(PlannerBase):
     name = "random"
+    config_class = RandomShootingConfig
     config: RandomShootingConfig
-
-    def __init__(
-        self,
-        config: RandomShootingConfig | None = None,
-        bounds: ActionBounds | None = None,
-        energy_fn: Energy | None = None,
-    ) -> None:
-        super().__init__(config or RandomShootingConfig(), bounds, energy_fn)
 
     def plan(
         self,

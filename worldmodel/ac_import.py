@@ -18,29 +18,15 @@ import torch
 from torch import Tensor
 
 from worldmodel.ac_predictor import ACPredictor, ACPredictorConfig
+from worldmodel.checkpoints import strip_prefixes
 from worldmodel.errors import UserError
 
-PREFIXES = ("module.", "backbone.", "_orig_mod.")
 OFFICIAL_HEAD_DIM = 64
 OFFICIAL_GRID = 16
 
 
 class ACCheckpointError(UserError):
     """The file is not (or does not match) an official-layout AC predictor state dict."""
-
-
-def strip_prefixes(state: dict[str, Tensor]) -> dict[str, Tensor]:
-    """Remove leading `module.` / `backbone.` / `_orig_mod.` (any order, repeated) from every key."""
-    out = {}
-    for key, value in state.items():
-        changed = True
-        while changed:
-            changed = False
-            for prefix in PREFIXES:
-                if key.startswith(prefix):
-                    key, changed = key[len(prefix) :], True
-        out[key] = value
-    return out
 
 
 def _select(obj: object, key: str | None, path: Path) -> dict[str, Tensor]:

@@ -39,8 +39,9 @@ import torch.utils.checkpoint
 from torch import Tensor, nn
 
 from worldmodel.errors import ConfigError, UserError
+from worldmodel.errors import require as _need
 from worldmodel.rope import TILINGS, apply_rope, rope_tables
-from worldmodel.vit import MLP, init_weights, rescale_blocks
+from worldmodel.vit import MLP, Attention, init_weights, rescale_blocks
 
 # name -> overrides of the ACPredictorConfig defaults
 _PRESETS: dict[str, dict[str, object]] = {
@@ -58,11 +59,6 @@ _PRESETS: dict[str, dict[str, object]] = {
 }
 PRESETS = tuple(_PRESETS)
 MAX_MASK_TOKENS = 16384  # a 16384^2 boolean mask is 256 MB
-
-
-def _need(ok: bool, key: str, expected: str, got: object) -> None:
-    if not ok:
-        raise ConfigError(f"config key '{key}': expected {expected}, got {got!r}")
 
 
 def _is_int(x: object) -> bool:
@@ -166,17 +162,10 @@ def build_block_causal_mask(num_steps: int, tokens_per_step: int) -> Tensor:
 # ----------------------------------------------------------------------------- blocks
 
 
-class ACAttention(nn.Module):
-    """Multi-head attention with RoPE on q/k and optional cached keys/values of earlier steps."""
+class ACAttention(Attention):
+    """The encoder's attention (same parameters) plus cached keys/values of earlier steps."""
 
-    def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True) -> None:
-        super().__init__()
-        self.num_heads = num_heads
-        self.head_dim = dim // num_heads
-        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
-        self.proj = nn.Linear(dim, dim)
-
-    def forward(
+    def forward(  # type: ignore[override]
         self,
         x: Tensor,
         cos: Tensor | None,

@@ -141,8 +141,8 @@ def _torch_load(path: Path) -> object:
         ) from None
 
 
-def clean_keys(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Strip leading `module.` / `backbone.` (DDP / multi-mask wrappers) and drop `pos_embed`."""
+def strip_prefixes(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Remove leading `module.` / `backbone.` / `_orig_mod.` (DDP, multi-mask, compile wrappers)."""
     out = {}
     for key, value in state.items():
         changed = True
@@ -151,9 +151,13 @@ def clean_keys(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
             for prefix in STRIP_PREFIXES:
                 if key.startswith(prefix):
                     key, changed = key[len(prefix) :], True
-        if key not in IGNORED_KEYS:
-            out[key] = value
+        out[key] = value
     return out
+
+
+def clean_keys(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Strip wrapper prefixes and drop the unused `pos_embed` of official encoder checkpoints."""
+    return {k: v for k, v in strip_prefixes(state).items() if k not in IGNORED_KEYS}
 
 
 def infer_config(

@@ -19,6 +19,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from worldmodel.ac_predictor import ACPredictorConfig
 from worldmodel.errors import ConfigError
+from worldmodel.errors import require as _check
 from worldmodel.jepa import JEPAConfig, PredictorConfig
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
@@ -264,11 +265,6 @@ class Config:
             section = getattr(self, f.name)
             if is_dataclass(section) and hasattr(section, "validate"):
                 section.validate()
-
-
-def _check(ok: bool, key: str, expected: str, got: Any) -> None:
-    if not ok:
-        raise ConfigError(f"config key '{key}': expected {expected}, got {got!r}")
 
 
 def preset_path(preset: str) -> Path:

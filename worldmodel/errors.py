@@ -7,3 +7,9 @@ class UserError(ValueError):
 
 class ConfigError(UserError):
     """A config key is unknown, mistyped or out of range."""
+
+
+def require(ok: bool, key: str, expected: str, got: object) -> None:
+    """The one config check every section uses: `config key 'k': expected E, got G` on failure."""
+    if not ok:
+        raise ConfigError(f"config key '{key}': expected {expected}, got {got!r}")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import resource
-import subprocess
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -148,18 +147,10 @@ def summarise(env_id: str, row: str, encoder: str, outcome, planner) -> RowResul
     )
 
 
-def git_commit() -> str | None:
-    try:
-        return subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
-
-
 def write_outputs(config: Config, results: list[RowResult], out_dir: Path) -> dict[str, Path]:
     """results.json (with resolved config and git commit), success and energy plots."""
     from worldmodel.plots import plot_energy_curves, plot_success
+    from worldmodel.runs import git_commit
 
     out_dir.mkdir(parents=True, exist_ok=True)
     payload = {

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from worldmodel.errors import ConfigError
+from worldmodel.errors import require as _need
 from worldmodel.masks import BlockMasks, MaskConfig, MultiBlockMasks
 from worldmodel.rope import TILINGS, index_positions, rope_tables
 from worldmodel.vit import (
@@ -34,11 +35,6 @@ from worldmodel.vit import (
     rescale_blocks,
     run_blocks,
 )
-
-
-def _need(ok: bool, key: str, expected: str, got: object) -> None:
-    if not ok:
-        raise ConfigError(f"config key '{key}': expected {expected}, got {got!r}")
 
 
 @dataclass

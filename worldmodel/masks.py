@@ -23,14 +23,10 @@ import torch
 from torch import Tensor
 from torch.utils.data import default_collate, get_worker_info
 
-from worldmodel.errors import ConfigError, UserError
+from worldmodel.errors import UserError
+from worldmodel.errors import require as _need
 
 MAX_TRIES = 100
-
-
-def _need(ok: bool, key: str, expected: str, got: object) -> None:
-    if not ok:
-        raise ConfigError(f"config key '{key}': expected {expected}, got {got!r}")
 
 
 def _range_ok(r: Sequence[float], lo: float, hi: float) -> bool:

@@ -8,7 +8,7 @@ A run directory is locked while a process trains in it, so a second process is r
 from __future__ import annotations
 
 import math
-import os
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from data.episodes import DatasetLock
 from worldmodel.checkpoints import save_safetensors
 from worldmodel.config import Config, save_config
 from worldmodel.errors import UserError
+from worldmodel.plots import writable_output
 
 
 class RunDir:
@@ -37,12 +38,7 @@ class RunDir:
 
     def open(self, config: Config, resume: bool) -> Path | None:
         """Lock the folder and write the config; returns the checkpoint to resume from, if any."""
-        try:
-            self.path.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise UserError(f"run folder '{self.path}': cannot create it ({err.strerror})") from None
-        if not os.access(self.path, os.W_OK):
-            raise UserError(f"run folder '{self.path}' is not writable")
+        writable_output(self.path / "config.yaml")
         try:
             self._lock.acquire()
         except ValueError:
@@ -77,6 +73,21 @@ class StopOnNonFinite(Callback):
                 f"training loss became {float(loss)} at step {trainer.global_step}: stopping; the last good "
                 "checkpoint is intact (lower the learning rate, then resume=true)"
             )
+
+
+def git_commit() -> str | None:
+    """The source checkout's commit, recorded in results so numbers can be traced; None outside git."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).parent,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return out.stdout.strip()
 
 
 def precision_for(device: str) -> str:

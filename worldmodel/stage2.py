@@ -33,8 +33,10 @@ from worldmodel.vit import normalize_images
 from worldmodel.world_model import WorldModel, latents_from_tokens
 
 
-def cache_key(config: Config) -> CacheKey:
-    _, metadata = load_encoder(config.train.encoder)
+def cache_key(config: Config, metadata: dict[str, str] | None = None) -> CacheKey:
+    """What the cache for this config must have been built from (`metadata`: the encoder's, if loaded)."""
+    if metadata is None:
+        _, metadata = load_encoder(config.train.encoder)
     return CacheKey(
         encoder_hash=metadata.get("weights_hash", "unknown"),
         preprocessing=metadata.get("preprocessing", PREPROCESSING),
@@ -49,8 +51,8 @@ def build_cache(config: Config, progress: bool = True) -> Path:
     from rich.progress import track
 
     t = config.train
-    encoder, _ = load_encoder(t.encoder)
-    key = cache_key(config)
+    encoder, metadata = load_encoder(t.encoder)
+    key = cache_key(config, metadata)
     reader = EpisodeReader(t.data)
     grid = config.env.image_size // encoder.cfg.patch_size
 
@@ -118,7 +120,8 @@ def train(config: Config) -> Path:
     from worldmodel.runs import RunDir, make_trainer
 
     t = config.train
-    check_cache(t.cache_path, cache_key(config))
+    key = cache_key(config)  # loads and hashes the encoder: once
+    check_cache(t.cache_path, key)
     episodes = read_cache(t.cache_path)
     z, states, actions = episodes[0]
     ac = config.ac
@@ -151,7 +154,7 @@ def train(config: Config) -> Path:
             "format": "jepa-wm.ac-predictor",
             "ac_config": json.dumps(asdict(ac)),
             "encoder": str(encoder_path(t.encoder).resolve()),
-            "encoder_hash": cache_key(config).encoder_hash,
+            "encoder_hash": key.encoder_hash,
         }
         run.export("predictor.safetensors", module.predictor.state_dict(), metadata)
     finally:

@@ -19,6 +19,7 @@ import torch.utils.checkpoint
 from torch import Tensor, nn
 
 from worldmodel.errors import ConfigError, UserError
+from worldmodel.errors import require as _need
 from worldmodel.rope import TILINGS, apply_rope, grid_positions, index_positions, rope_tables
 
 # name -> (embed_dim, depth, num_heads, mlp_hidden, patch_size, img_size)
@@ -30,11 +31,6 @@ _PRESETS: dict[str, tuple[int, int, int, int, int, int]] = {
     "vitg": (1408, 40, 22, 6144, 16, 256),
 }
 PRESETS = tuple(_PRESETS)
-
-
-def _need(ok: bool, key: str, expected: str, got: object) -> None:
-    if not ok:
-        raise ConfigError(f"config key '{key}': expected {expected}, got {got!r}")
 
 
 @dataclass
