@@ -142,6 +142,11 @@ class ArmGoalEnv(gym.Env):
         """Restore a `get_sim_state()` exactly: stepping afterwards reproduces the same future."""
         self.arm.set_sim_state(state)
 
+    def set_variation(self, variation: Variation) -> None:
+        """Take another episode's appearance: simulator-dynamics rollouts must render like it."""
+        self.variation = variation
+        apply_variation(self.arm.model, variation)
+
     def goal_info(self) -> dict[str, np.ndarray]:
         """The sampled goal: EE and cube positions the task measures against."""
         if self.goal is None:

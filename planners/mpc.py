@@ -83,7 +83,11 @@ def run_mpc(
         states = torch.from_numpy(np.stack([o["state"] for o in observations]))
         z_obs = _observation_latents(wm, envs, observations, oracle)
         if isinstance(wm, SimulatorWorldModel):
-            wm.bind(z_obs, [env.unwrapped.get_sim_state() for env in envs])
+            wm.bind(
+                z_obs,
+                [env.unwrapped.get_sim_state() for env in envs],
+                [getattr(env.unwrapped, "variation", None) for env in envs],
+            )
         start = time.perf_counter()
         result = planner.plan(wm, z_obs, states, z_goal)
         plan_seconds += time.perf_counter() - start

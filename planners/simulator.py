@@ -8,7 +8,7 @@
   ceiling on each task.
 
 Both implement the `WorldModel` protocol. The planner passes candidate rows, not episode ids, so
-`bind()` records each episode's simulator state and observation latent, and `rollout` finds a
+`bind()` records each episode's simulator state, appearance and observation latent, and `rollout` finds a
 row's episode by exact equality of its `z0` with the bound latents (rows are copies of them).
 Costly by design (one real env step per candidate step): use few samples, e.g. 64 x 3 iterations.
 """
@@ -37,13 +37,15 @@ class SimulatorWorldModel:
         self.state_dim = int(self.env.observation_space["state"].shape[0])
         self._z: Tensor | None = None
         self._sim_states: list[np.ndarray] = []
-        self._goals: list = []
+        self._appearances: list = []
 
-    def bind(self, z_obs: Tensor, sim_states: list[np.ndarray], goals: list | None = None) -> None:
-        """Before each planning call: the episodes' latents [E,N,D] and simulator states."""
+    def bind(self, z_obs: Tensor, sim_states: list[np.ndarray], appearances: list | None = None) -> None:
+        """Before each planning call: the episodes' latents [E,N,D], simulator states and
+        appearances (`env.variation`). Without the appearance, rollouts would render in this env's
+        own colours and camera, and the latent energy would compare two different-looking scenes."""
         self._z = z_obs.detach().reshape(len(sim_states), -1)
         self._sim_states = list(sim_states)
-        self._goals = list(goals or [None] * len(sim_states))
+        self._appearances = list(appearances or [None] * len(sim_states))
 
     def encode(self, images: Tensor) -> Tensor:
         return self.encode_fn(images)
@@ -57,6 +59,9 @@ class SimulatorWorldModel:
         return matches.float().argmax(dim=1)
 
     def _run(self, episode: int, actions: np.ndarray) -> None:
+        appearance = self._appearances[episode]
+        if appearance is not None and appearance is not self.env.variation:
+            self.env.set_variation(appearance)
         self.env.set_sim_state(self._sim_states[episode])
         for action in actions:
             self.env.arm.apply_action(action, self.env.substeps)

@@ -62,3 +62,19 @@ def test_simulator_dynamics_with_pixel_energy_moves_toward_goal() -> None:
     assert outcome.final_distance < start
     assert len(outcome.frames) == 6 and outcome.frames[0].shape == (64, 64, 3)
     assert np.isfinite(outcome.energies).all()
+
+
+def test_simulator_rollout_renders_the_episode_appearance() -> None:
+    """A zero-action rollout must reproduce the episode's own frame: same colours, camera and
+    distractors, not those of the world model's private env (seeded differently)."""
+    env_id = "jepa_wm/Push-v0"
+    env = make_env(env_id, split="heldout", distractors=2)
+    obs, _ = env.reset(seed=123)
+    wm = SimulatorWorldModel(
+        env_id, {"split": "heldout", "distractors": 2}, lambda x: x.float().reshape(len(x), 1, -1)
+    )
+    z_obs = wm.encode(torch.from_numpy(obs["pixels"][None].copy()))
+    wm.bind(z_obs, [env.unwrapped.get_sim_state()], [env.unwrapped.variation])
+    frame = wm.rollout(z_obs, torch.zeros(1, 7), torch.zeros(1, 1, 7))[0, -1, 0]
+    after_zero_step = env.step(np.zeros(7, dtype=np.float32))[0]["pixels"].reshape(-1)
+    assert np.abs(frame.numpy() - after_zero_step.astype(np.float32)).mean() < 0.5
