@@ -14,7 +14,14 @@ from pathlib import Path
 
 from benchmarks.common import RESULTS_DIR
 
-BENCHMARKS = ("env_fps", "data_throughput", "planner_speed", "rollout_speed", "pretrain_compare")
+BENCHMARKS = (
+    "env_fps",
+    "data_throughput",
+    "planner_speed",
+    "rollout_speed",
+    "pretrain_compare",
+    "cache_speed",
+)
 README = Path(__file__).resolve().parent.parent / "README.md"
 START, END = "<!-- BENCH-TABLE:START -->", "<!-- BENCH-TABLE:END -->"
 
@@ -28,9 +35,8 @@ def run(names: tuple[str, ...] = BENCHMARKS) -> None:
             continue
         print(f"[bench] {name} ...", flush=True)
         start = time.perf_counter()
-        module.main() if name not in ("planner_speed", "rollout_speed", "pretrain_compare") else module.main(
-            []
-        )
+        argparse_style = ("planner_speed", "rollout_speed", "pretrain_compare", "cache_speed")
+        module.main() if name not in argparse_style else module.main([])
         print(f"[bench] {name} done in {time.perf_counter() - start:.0f} s", flush=True)
 
 

@@ -88,10 +88,43 @@ def check_cache(path: str | Path, expected: CacheKey) -> None:
             )
 
 
-def read_cache(path: str | Path) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """All episodes as float32 latents, states, actions (a cache is small: pooled tokens)."""
-    with h5py.File(path, "r") as handle:
-        return [
-            (g["latents"][()].astype(np.float32), g["states"][()], g["actions"][()])
-            for g in (handle[name] for name in sorted(handle))
-        ]
+def read_cache(
+    path: str | Path, episodes: Iterable[int] | None = None
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Episodes (all, or these indices in dataset order) as float32 latents, states, actions
+    (a cache is small: pooled tokens; analyses read only the held-out episodes).
+
+    Checked on the way in: each episode has `latents` [T+1,N,D] (the same N, D throughout),
+    `states` [T+1,S] and `actions` [T,A]; the first problem is one DatasetError line."""
+    out: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    try:
+        with h5py.File(path, "r") as handle:
+            names = sorted(handle)
+            for name in names if episodes is None else [names[i] for i in episodes]:
+                out.append(
+                    _cache_episode(handle[name], f"{path}: episode {name}", out[0][0] if out else None)
+                )
+    except DatasetError:
+        raise
+    except H5_ERRORS as err:
+        raise DatasetError(f"{path}: not a readable embedding cache ({_first_line(err)})") from None
+    return out
+
+
+def _cache_episode(
+    group: h5py.Group, where: str, first: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    for key in ("latents", "states", "actions"):
+        if not isinstance(group, h5py.Group) or key not in group:
+            raise DatasetError(f"{where}: key {key}: missing")
+    z, states, actions = (group[key][()] for key in ("latents", "states", "actions"))
+    inner = z.shape[1:] if first is None else first.shape[1:]
+    if z.ndim != 3 or z.shape[1:] != inner:
+        raise DatasetError(
+            f"{where}: key latents: expected [T+1, {', '.join(map(str, inner))}], got {list(z.shape)}"
+        )
+    if states.ndim != 2 or len(states) != len(z):
+        raise DatasetError(f"{where}: key states: expected [{len(z)}, S], got {list(states.shape)}")
+    if actions.ndim != 2 or len(actions) != len(z) - 1:
+        raise DatasetError(f"{where}: key actions: expected [{len(z) - 1}, A], got {list(actions.shape)}")
+    return z.astype(np.float32), states, actions

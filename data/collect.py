@@ -59,7 +59,7 @@ def env_kwargs_for(env_id: str, image_size: int, split: str, distractors: int) -
     return {}
 
 
-_ENV_CACHE: dict[str, Any] = {}
+_ENV_CACHE: dict[tuple[str, str], Any] = {}  # (env id, its kwargs): another size or split is another env
 
 
 def _worker_init() -> None:
@@ -79,9 +79,10 @@ def run_episode(job: CollectJob) -> tuple[int, Episode]:
 
     if job.user_module:
         import_user_module(job.user_module)
-    env = _ENV_CACHE.get(job.env_id)
+    key = (job.env_id, repr(sorted(job.env_kwargs.items())))
+    env = _ENV_CACHE.get(key)
     if env is None:
-        env = _ENV_CACHE[job.env_id] = make_env(job.env_id, **job.env_kwargs)
+        env = _ENV_CACHE[key] = make_env(job.env_id, **job.env_kwargs)
     obs, info = env.reset(seed=job.seed)
     policy = make_policy(job.policy, env, job.seed)
     policy.reset(obs, info)

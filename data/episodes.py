@@ -191,7 +191,7 @@ class EpisodeWriter:
         try:
             self._prepare(resume)
         except BaseException:
-            self.lock.release()
+            self.close()
             raise
 
     def _prepare(self, resume: bool) -> None:
@@ -230,7 +230,7 @@ class EpisodeWriter:
         """Write episode `index` to its own shard; durable when this returns."""
         if index in self._merged:
             raise DatasetError(f"{self.path}: episode {episode_name(index)} already exists")
-        check_episode(episode, self.meta, f"episode {episode_name(index)}")
+        check_episode(episode, self.meta, f"{self.path}: episode {episode_name(index)}")
         final = self.parts / f"{episode_name(index)}.h5"
         tmp = final.with_suffix(".h5.tmp")
         with h5py.File(tmp, "w") as handle:
@@ -262,6 +262,9 @@ class EpisodeWriter:
         return self.path
 
     def close(self) -> None:
+        """Release the lock; a shard folder with no finished episode in it is not left behind."""
+        if self.parts.is_dir() and not any(self.parts.iterdir()):
+            self.parts.rmdir()
         self.lock.release()
 
     def __enter__(self) -> EpisodeWriter:

@@ -4,7 +4,8 @@ Per iteration: sample `samples` sequences per episode from a Gaussian per (time 
 clip them to the action box, roll all E x samples through the world model at once, keep each
 episode's `elites` lowest energies, move mean/std towards the elites' with momentum
 (`new = momentum * old + (1 - momentum) * elite`, separate momentum for the gripper dim, as the
-official planner), floor the std at `min_std`. The plan is the final mean.
+official planner), floor the std at `min_std`. The plan is the final mean (or, with
+`output=best`, the lowest-energy sequence sampled).
 
 Stds are relative: `init_std` and `min_std` are fractions of each dim's half-range (high-low)/2, so
 one setting fits dims of different scales (official: xyz std = maxnorm = 1 x half-range).
@@ -49,6 +50,9 @@ class CEMConfig(PlannerConfig):
     include_mean: bool = True
     # Per-dim override of init_std (absolute units); empty = init_std x half-range.
     init_std_per_dim: list[float] = field(default_factory=list)
+    # The plan returned: the final Gaussian mean (official), or the lowest-energy sequence seen.
+    # With few samples the mean of 2 elites is noise around the goal; the best sample is not.
+    output: str = "mean"
 
     @property
     def num_elites(self) -> int:
@@ -77,6 +81,7 @@ class CEMConfig(PlannerConfig):
         _check(
             self.gripper_dim >= -1, p + "gripper_dim", "an action dim index or -1 (none)", self.gripper_dim
         )
+        _check(self.output in ("mean", "best"), p + "output", "mean | best", self.output)
         _check(
             all(s >= 0 for s in self.init_std_per_dim),
             p + "init_std_per_dim",
@@ -153,7 +158,7 @@ class CEMPlanner(PlannerBase):
                 best_actions = torch.where(better[:, None, None], elites[:, 0], best_actions)
                 best_hist.append(elite_energy[:, 0])
                 mean_hist.append(elite_energy.mean(1))
-        plan = bounds.clip(mean)
+        plan = bounds.clip(mean if c.output == "mean" else best_actions)
         self._remember(plan)
         return PlanResult(
             actions=plan,

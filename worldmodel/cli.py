@@ -7,6 +7,7 @@ Heavy libraries (torch, mujoco) are imported inside commands so `wm --help` stay
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from worldmodel.cli_analysis import energy_command, rollout_report_command
 from worldmodel.cli_data import collect_command, data_app
 from worldmodel.errors import UserError
 
@@ -32,6 +34,8 @@ app.add_typer(config_app, name="config")
 app.add_typer(envs_app, name="envs")
 app.add_typer(data_app, name="data")
 app.command("collect")(collect_command)
+app.command("energy")(energy_command)
+app.command("rollout-report")(rollout_report_command)
 
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True)
@@ -145,6 +149,7 @@ def probe_command(
         "encoder",
         "tokens",
         "rank corr EE",
+        "EE <5cm",
         "rank corr cube",
         "probe R2 EE",
         "probe R2 cube",
@@ -155,7 +160,8 @@ def probe_command(
     for r in rows:
         table.add_row(
             Path(r["encoder"]).name if "/" in r["encoder"] else r["encoder"], str(r["tokens"]),
-            f"{r['rank_corr_ee']:.3f}", f"{r['rank_corr_cube']:.3f}", f"{r['probe_r2_ee']:.3f}",
+            f"{r['rank_corr_ee']:.3f}", f"{r['rank_corr_ee_near']:.3f}", f"{r['rank_corr_cube']:.3f}",
+            f"{r['probe_r2_ee']:.3f}",
             f"{r['probe_r2_cube']:.3f}", f"{r['token_std']:.3f}", f"{r['pooled_cosine']:.3f}",
         )  # fmt: skip
     console.print(table)
@@ -213,11 +219,22 @@ def eval_command(overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP
 
     config = load_config(overrides, section="eval")
     torch.set_num_threads(config.run.num_threads)
+    out_dir = Path(config.run.root) / "eval" / config.eval.name
+    check_output_folder(out_dir)  # fail before the (long) evaluation, not after it
     results = evaluate(config)
     print_eval_table(results, config)
-    paths = write_outputs(config, results, Path(config.run.root) / "eval" / config.eval.name)
+    paths = write_outputs(config, results, out_dir)
     for label, path in paths.items():
         console.print(f"{label}: {path}")
+
+
+def check_output_folder(folder: Path) -> None:
+    """One line now, and nothing created, if `folder` could not be created or written later."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK):
+        raise UserError(f"cannot create output folder '{folder}': '{existing}' is not a writable folder")
 
 
 def print_eval_table(results: list, config) -> None:
@@ -385,7 +402,15 @@ def main(argv: list[str] | None = None) -> None:
     args, debug = _strip_debug(list(sys.argv[1:] if argv is None else argv))
     try:
         app(args=args, prog_name="wm")
-    except (UserError, ValueError, FileNotFoundError, PermissionError, IsADirectoryError) as err:
+    except (
+        UserError,
+        ValueError,
+        FileNotFoundError,
+        FileExistsError,
+        PermissionError,
+        IsADirectoryError,
+        NotADirectoryError,
+    ) as err:
         if debug:
             raise
         err_console.print(f"error: {err}", markup=False, highlight=False, soft_wrap=True)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -107,8 +108,12 @@ class PlanConfig:
     fix_rotation: bool = True
     execute: int = 1  # actions executed per plan (receding horizon)
     seed: int = 0
+    # cem: the plan is the final Gaussian mean (official) or the best sampled sequence ("best":
+    # much steadier near the goal with few samples, see benchmarks/experiments.md).
+    output: str = "mean"
 
     def validate(self) -> None:
+        _check(self.output in ("mean", "best"), "plan.output", "mean | best", self.output)
         _check(self.planner in PLANNER_NAMES, "plan.planner", " | ".join(PLANNER_NAMES), self.planner)
         _check(self.samples >= 1, "plan.samples", "an integer >= 1", self.samples)
         _check(self.iterations >= 1, "plan.iterations", "an integer >= 1", self.iterations)
@@ -225,8 +230,17 @@ class TrainConfig:
     log_every: int = 10
     checkpoint_every: int = 100
     resume: bool = False
+    # true: read latents from the embedding cache (`wm cache`); false: encode each batch's frames
+    # with the frozen encoder on the fly (no cache needed, slower: see benchmarks/cache_speed.py).
+    from_cache: bool = True
+    # How planner rollouts update the state (stored in the run): compose (xyz/gripper add, euler-xyz
+    # rotation composes as the arm env does) | add (every dim adds) | hold | auto (compose for 7-D
+    # actions and states, else hold). See worldmodel/world_model.py.
+    state_update: str = "auto"
 
     def validate(self) -> None:
+        updates = ("auto", "compose", "add", "hold")  # worldmodel.world_model.STATE_UPDATES
+        _check(self.state_update in updates, "train.state_update", " | ".join(updates), self.state_update)
         _check(self.clip_len >= 2, "train.clip_len", "an integer >= 2", self.clip_len)
         _check(self.batch_size >= 1, "train.batch_size", "an integer >= 1", self.batch_size)
         _check(self.max_steps >= 1, "train.max_steps", "an integer >= 1", self.max_steps)
@@ -345,7 +359,13 @@ def load_config(
     schema = OmegaConf.structured(Config)
     path = preset_path(preset)
     try:
-        merged = OmegaConf.merge(schema, OmegaConf.load(path))
+        loaded = OmegaConf.load(path)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    if not isinstance(loaded, DictConfig):
+        raise ConfigError(f"{path}: expected a mapping of config sections (run:, env:, ...), got a list")
+    try:
+        merged = OmegaConf.merge(schema, loaded)
     except OmegaConfBaseException as err:
         raise ConfigError(_describe(err, f"{path}")) from None
     dotlist = [_qualify(o, section, schema) for o in overrides]

@@ -73,8 +73,10 @@ def build_planner(config: Config, action_space, simulator: bool):
         "iterations": config.eval.sim_iterations if simulator else plan.iterations,
         "warm_start_shift": plan.execute,
     }
-    if plan.planner == "cem" and dims == 7:
-        kwargs["gripper_dim"] = 6
+    if plan.planner == "cem":
+        kwargs["output"] = plan.output
+        if dims == 7:
+            kwargs["gripper_dim"] = 6
     if plan.planner == "gradient":
         kwargs["restarts"] = kwargs.pop("samples")
     return make_planner(plan.planner, bounds=bounds, **kwargs)

@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from worldmodel.errors import ConfigError
 from worldmodel.errors import require as _need
 from worldmodel.masks import BlockMasks, MaskConfig, MultiBlockMasks
+from worldmodel.regularizers import REGULARIZERS, anti_collapse
 from worldmodel.rope import TILINGS, index_positions, rope_tables
 from worldmodel.vit import (
     Block,
@@ -71,6 +72,9 @@ class JEPAConfig:
     ema_start: float = 0.99925
     ema_end: float = 0.99925
     loss_exp: float = 1.0  # 1 = L1 (official); 2 = half squared error
+    # Optional anti-collapse term on per-clip context features (regularizers.py): none | vc | sigreg.
+    regularizer: str = "none"
+    regularizer_weight: float = 0.0
 
     def validate(self, prefix: str = "jepa") -> None:
         self.encoder.validate(f"{prefix}.encoder")
@@ -80,6 +84,18 @@ class JEPAConfig:
             value = getattr(self, key)
             _need(0.0 <= value <= 1.0, f"{prefix}.{key}", "a float in [0, 1]", value)
         _need(self.loss_exp > 0, f"{prefix}.loss_exp", "a float > 0", self.loss_exp)
+        _need(
+            self.regularizer in REGULARIZERS,
+            f"{prefix}.regularizer",
+            " | ".join(REGULARIZERS),
+            self.regularizer,
+        )
+        _need(
+            self.regularizer_weight >= 0,
+            f"{prefix}.regularizer_weight",
+            "a float >= 0",
+            self.regularizer_weight,
+        )
 
 
 def autocast_context(device: torch.device | str, cpu_bf16: bool = False) -> contextlib.AbstractContextManager:
@@ -187,16 +203,24 @@ class JEPA(nn.Module):
         _, gh, gw = self.encoder.token_grid(x)
         with torch.no_grad():
             target = self.target_features(x)
-        losses, preds = [], []
+        losses, preds, regs = [], [], []
         p = self.cfg.loss_exp
+        use_reg = self.cfg.regularizer != "none" and self.cfg.regularizer_weight > 0
         for i, m in enumerate(masks):
             context = self.encoder(x, m.context_idx)
             pred = self.predictor(context, m.context_idx, m.target_idx, i, (gh, gw))
             err = (pred.float() - gather_tokens(target, m.target_idx).float()).abs()
             losses.append((err if p == 1.0 else err**p).mean() / p)
             preds.append(pred)
+            if use_reg:
+                regs.append(anti_collapse(self.cfg.regularizer, context.mean(dim=1)))
         loss = torch.stack(losses).mean()
-        out = {"loss": loss}
+        out = {"prediction_loss": loss.detach()}
+        if use_reg:
+            reg = torch.stack(regs).mean()
+            loss = loss + self.cfg.regularizer_weight * reg
+            out["regularizer"] = reg.detach()
+        out["loss"] = loss
         for i, value in enumerate(losses):
             out[f"loss_mask{i}"] = value.detach()
         out["target_std"], out["target_cosine"] = batch_collapse_stats(target)

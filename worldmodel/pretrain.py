@@ -65,6 +65,8 @@ class PretrainModule(L.LightningModule):
         keys = DIAGNOSTICS[self.method]
         for key in keys:
             self.log(key, out[key], prog_bar=key == keys[0])
+        if "regularizer" in out:
+            self.log("regularizer", out["regularizer"])
         self._collapse_stat = float(out[keys[0]])
         self.log("lr", self.optimizers().param_groups[0]["lr"])
         return out["loss"]

@@ -43,6 +43,9 @@ def latent_l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a - b).abs().mean(dim=(-2, -1))
 
 
+NEAR_DISTANCE = 0.05  # metres: "close" pairs for the near-goal rank correlation
+
+
 @dataclass
 class ProbeReport:
     rank_correlation: dict[str, float]
@@ -62,13 +65,18 @@ def distance_rank_correlation(
     num_pairs: int = 4000,
     seed: int = 0,
     groups: np.ndarray | None = None,
+    max_distance: float | None = None,
 ) -> float:
     """Spearman correlation between latent L1 and Euclidean position distance over random pairs.
 
     With `groups` (e.g. episode ids), both frames of a pair come from the same group: the same
-    scene appearance, as when the planner compares the current frame with its goal image.
+    scene appearance, as when the planner compares the current frame with its goal image. With
+    `max_distance`, only pairs closer than that count: the fine resolution the planner needs near
+    the goal (10x more pairs are drawn, then filtered).
     """
     rng = np.random.default_rng(seed)
+    if max_distance is not None:
+        num_pairs *= 10
     i = rng.integers(0, len(latents), num_pairs)
     if groups is None:
         j = rng.integers(0, len(latents), num_pairs)
@@ -77,8 +85,13 @@ def distance_rank_correlation(
         j = np.array([rng.choice(members[groups[k]]) for k in i])
     keep = i != j
     i, j = i[keep], j[keep]
-    latent = latent_l1(latents[i], latents[j]).double().numpy()
     true = np.linalg.norm(positions[i] - positions[j], axis=-1)
+    if max_distance is not None:
+        near = true < max_distance
+        i, j, true = i[near], j[near], true[near]
+        if len(true) < 10:
+            return 0.0
+    latent = latent_l1(latents[i], latents[j]).double().numpy()
     if np.allclose(latent, latent[0]) or np.allclose(true, true[0]):
         return 0.0
     return float(spearmanr(latent, true).statistic)
@@ -130,6 +143,10 @@ def probe_latents(
         name: distance_rank_correlation(latents, pos, seed=seed, groups=groups)
         for name, pos in targets.items()
     }
+    if "ee" in targets:  # the resolution near the goal, where a planner finishes (pairs < 5 cm)
+        correlations["ee_near"] = distance_rank_correlation(
+            latents, targets["ee"], seed=seed, groups=groups, max_distance=NEAR_DISTANCE
+        )
     r2 = {name: ridge_probe_r2(latents, pos, seed=seed) for name, pos in targets.items()}
     std, cosine = collapse_stats(latents)
     return ProbeReport(correlations, r2, std, cosine)

@@ -4,8 +4,11 @@ The encoder is frozen: latents are computed once per frame (layer-normed, pooled
 predictor's grid) and cached with a hash of the encoder weights, so a cache made by another
 encoder or pooling is refused. Training reads windows of `clip_len` cached latents with their
 actions and states; the loss is teacher-forcing L1 + rollout L1 (`auto_steps`), logged beside the
-copy-last-frame baseline. The run exports `predictor.safetensors` whose metadata names the
-encoder it was trained on, so `load_world_model` rebuilds the whole world model from one folder.
+copy-last-frame baseline. `train.from_cache=false` instead reads the frames and encodes each batch
+with the frozen encoder on the fly (same windows, same order; no `wm cache` needed, but every
+epoch pays for the encoder: `benchmarks/cache_speed.py` measures how much). The run exports
+`predictor.safetensors` whose metadata names the encoder it was trained on, its pooling grid and
+state integration, so `WorldModel.from_run` rebuilds the whole world model from one folder.
 """
 
 from __future__ import annotations
@@ -23,14 +26,13 @@ from torch.utils.data import DataLoader, Dataset
 from data.cache import CacheKey, check_cache, read_cache, source_signature, write_cache
 from data.episodes import EpisodeReader
 from worldmodel.ac_predictor import ACPredictor, ACPredictorConfig, ac_loss
-from worldmodel.checkpoints import load_safetensors
 from worldmodel.config import Config
 from worldmodel.encoders import encoder_path, load_encoder
 from worldmodel.errors import UserError
 from worldmodel.optim import build_adamw, lr_lambda
 from worldmodel.pretrain import PREPROCESSING
-from worldmodel.vit import normalize_images
-from worldmodel.world_model import WorldModel, latents_from_tokens
+from worldmodel.vit import VisionTransformer, normalize_images
+from worldmodel.world_model import PREDICTOR_FILE, PREDICTOR_FORMAT, WorldModel, latents_from_tokens
 
 
 def cache_key(config: Config, metadata: dict[str, str] | None = None) -> CacheKey:
@@ -46,6 +48,17 @@ def cache_key(config: Config, metadata: dict[str, str] | None = None) -> CacheKe
     )
 
 
+@torch.no_grad()
+def encode_latents(
+    encoder: VisionTransformer, frames: torch.Tensor, pool: int, chunk: int = 256
+) -> torch.Tensor:
+    """uint8 frames `[N,H,W,3]` -> planner latents `[N,pool*pool,D]`: the one encoding path of the
+    cache and of on-the-fly training, so both train on identical inputs (up to the cache's float16)."""
+    grid = frames.shape[1] // encoder.cfg.patch_size
+    tokens = torch.cat([encoder(normalize_images(part)) for part in frames.split(chunk)])
+    return latents_from_tokens(tokens, grid, pool)
+
+
 def build_cache(config: Config, progress: bool = True) -> Path:
     """Encode every frame of `train.data` once with the frozen encoder."""
     from rich.progress import track
@@ -54,15 +67,16 @@ def build_cache(config: Config, progress: bool = True) -> Path:
     encoder, metadata = load_encoder(t.encoder)
     key = cache_key(config, metadata)
     reader = EpisodeReader(t.data)
-    grid = config.env.image_size // encoder.cfg.patch_size
 
-    @torch.no_grad()
     def episodes():
         for index in track(range(len(reader)), description="cache", disable=not progress):
-            frames = torch.from_numpy(reader.read_frames(index))
-            tokens = torch.cat([encoder(normalize_images(chunk)) for chunk in frames.split(256)])
-            latents = latents_from_tokens(tokens, grid, key.latent_pool)
-            yield latents.numpy(), reader.read_states(index), reader.read_actions(index)
+            states, actions = reader.read_states(index), reader.read_actions(index)
+            for name, values in (("obs/state", states), ("actions", actions)):
+                if not np.all(np.isfinite(values)):
+                    file, episode = reader.entries[index]
+                    raise UserError(f"{file}: episode {episode}: key {name}: contains NaN or infinite values")
+            latents = encode_latents(encoder, torch.from_numpy(reader.read_frames(index)), key.latent_pool)
+            yield latents.numpy(), states, actions
 
     write_cache(t.cache_path, key, episodes())
     return Path(t.cache_path)
@@ -92,15 +106,64 @@ class LatentWindows(Dataset):
         }
 
 
+class FrameWindows(Dataset):
+    """The same windows as `LatentWindows`, but raw uint8 frames read from the dataset (for
+    `train.from_cache=false`: the module encodes each batch). States and actions are held in memory."""
+
+    def __init__(self, reader: EpisodeReader, clip_len: int) -> None:
+        self.reader = reader
+        self.clip_len = clip_len
+        self.states = [reader.read_states(e) for e in range(len(reader))]
+        self.actions = [reader.read_actions(e) for e in range(len(reader))]
+        self.index = [
+            (e, s) for e, states in enumerate(self.states) for s in range(len(states) - clip_len + 1)
+        ]
+        if not self.index:
+            raise UserError(f"config key 'train.clip_len': no episode has {clip_len} frames")
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, item: int) -> dict[str, torch.Tensor]:
+        e, s = self.index[item]
+        end = s + self.clip_len
+        return {
+            "frames": torch.from_numpy(self.reader.read_frames(e, slice(s, end))),
+            "states": torch.from_numpy(self.states[e][s:end]),
+            "actions": torch.from_numpy(self.actions[e][s : end - 1]),
+        }
+
+
 class ACModule(L.LightningModule):
-    def __init__(self, ac: ACPredictorConfig, config: Config) -> None:
+    """The AC predictor under training. With `encoder` given, batches may carry raw `frames`
+    (encoded here, no gradient); the encoder is kept out of the state dict and the optimizer, so
+    checkpoints are the same whichever way the latents arrive."""
+
+    def __init__(
+        self, ac: ACPredictorConfig, config: Config, encoder: VisionTransformer | None = None
+    ) -> None:
         super().__init__()
         self.predictor = ACPredictor(ac)
         self.train_cfg = config.train
+        self._frozen = [encoder.eval().requires_grad_(False)] if encoder is not None else []
+        self.latent_pool = ac.grid_h
+
+    def latents(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """`batch["z"]` (from the cache), or `batch["frames"]` `[B,T,H,W,3]` encoded now."""
+        if "z" in batch:
+            return batch["z"]
+        if not self._frozen:
+            raise UserError("training on raw frames needs the frozen encoder (train.from_cache=false)")
+        encoder = self._frozen[0]
+        if next(encoder.parameters()).device != self.device:
+            encoder.to(self.device)
+        frames = batch["frames"]
+        z = encode_latents(encoder, frames.flatten(0, 1), self.latent_pool)
+        return z.view(*frames.shape[:2], *z.shape[1:])
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         out = ac_loss(
-            self.predictor, batch["z"], batch["actions"], batch["states"], self.train_cfg.auto_steps
+            self.predictor, self.latents(batch), batch["actions"], batch["states"], self.train_cfg.auto_steps
         )
         for key in ("loss", "tf_loss", "ar_loss", "copy_loss"):
             self.log(key, out[key], prog_bar=key in ("loss", "copy_loss"))
@@ -115,67 +178,81 @@ class ACModule(L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
 
+def training_windows(config: Config, encoder: VisionTransformer, key: CacheKey) -> Dataset:
+    """Fill in `config.ac`'s data-dependent sizes; return the windows to train on (cached latents,
+    or raw frames for `train.from_cache=false`)."""
+    t, ac = config.train, config.ac
+    if t.from_cache:
+        check_cache(t.cache_path, key)
+        episodes = read_cache(t.cache_path)
+        if not episodes:
+            raise UserError(f"cache {t.cache_path}: no episodes (rebuild it with `wm cache`)")
+        z, states, actions = episodes[0]
+        if z.shape[1] != ac.grid_h * ac.grid_w:
+            raise UserError(
+                f"cache {t.cache_path}: {z.shape[1]} tokens per frame, ac grid is {ac.grid_h}x{ac.grid_w}"
+            )
+        embed_dim, dataset = int(z.shape[-1]), LatentWindows(episodes, t.clip_len)
+    else:
+        reader = EpisodeReader(t.data)
+        grid = (reader.meta.image_size if reader.meta else 0) // encoder.cfg.patch_size
+        if not ac.grid_h == ac.grid_w <= grid:
+            raise UserError(
+                f"config key 'ac.grid_h': expected a square grid of at most the encoder's {grid}x{grid} "
+                f"tokens, got {ac.grid_h}x{ac.grid_w}"
+            )
+        states, actions = reader.read_states(0), reader.read_actions(0)
+        embed_dim, dataset = encoder.embed_dim, FrameWindows(reader, t.clip_len)
+    ac.embed_dim, ac.action_dim, ac.state_dim = embed_dim, int(actions.shape[-1]), int(states.shape[-1])
+    ac.max_frames = max(ac.max_frames, t.clip_len)
+    if len(dataset) < t.batch_size:  # drop_last would leave no batch: nothing would be trained
+        raise UserError(
+            f"config key 'train.batch_size': expected at most {len(dataset)} (the number of "
+            f"{t.clip_len}-frame training windows), got {t.batch_size}"
+        )
+    return dataset
+
+
 def train(config: Config) -> Path:
-    """Train (or resume) the AC predictor on the cache; export predictor.safetensors."""
+    """Train (or resume) the AC predictor on the cache (or on frames encoded on the fly); export
+    predictor.safetensors."""
     from worldmodel.runs import RunDir, make_trainer
 
     t = config.train
-    key = cache_key(config)  # loads and hashes the encoder: once
-    check_cache(t.cache_path, key)
-    episodes = read_cache(t.cache_path)
-    z, states, actions = episodes[0]
+    encoder, encoder_meta = load_encoder(t.encoder)  # loaded and hashed once
+    key = cache_key(config, encoder_meta)
+    windows = training_windows(config, encoder, key)
     ac = config.ac
-    ac.embed_dim, ac.action_dim, ac.state_dim = (
-        int(z.shape[-1]),
-        int(actions.shape[-1]),
-        int(states.shape[-1]),
-    )
-    ac.max_frames = max(ac.max_frames, t.clip_len)
-    if z.shape[1] != ac.grid_h * ac.grid_w:
-        raise UserError(
-            f"cache {t.cache_path}: {z.shape[1]} tokens per frame, ac grid is {ac.grid_h}x{ac.grid_w}"
-        )
     run = RunDir(config, "ac")
     resume_from = run.open(config, t.resume)
     try:
         torch.manual_seed(config.run.seed)
         loader = DataLoader(
-            LatentWindows(episodes, t.clip_len),
+            windows,
             batch_size=t.batch_size,
             shuffle=True,
             drop_last=True,
             generator=torch.Generator().manual_seed(config.run.seed),
         )
-        module = ACModule(ac, config)
+        module = ACModule(ac, config, None if t.from_cache else encoder)
         trainer = make_trainer(run, config, t.max_steps, t.checkpoint_every, t.log_every)
         trainer.fit(module, train_dataloaders=loader, ckpt_path=str(resume_from) if resume_from else None)
         trainer.save_checkpoint(run.last_checkpoint)  # the final state, for resume=true
         metadata = {
-            "format": "jepa-wm.ac-predictor",
+            "format": PREDICTOR_FORMAT,
             "ac_config": json.dumps(asdict(ac)),
             "encoder": str(encoder_path(t.encoder).resolve()),
             "encoder_hash": key.encoder_hash,
+            "preprocessing": key.preprocessing,
+            "latent_pool": str(key.latent_pool),
+            "state_update": t.state_update,
         }
-        run.export("predictor.safetensors", module.predictor.state_dict(), metadata)
+        run.export(PREDICTOR_FILE, module.predictor.state_dict(), metadata)
     finally:
         run.close()
     return run.path
 
 
 def load_world_model(run: str | Path, action_low=None, action_high=None) -> WorldModel:
-    """Encoder + predictor from an AC run folder (safetensors only: nothing executes on load)."""
-    path = Path(run) / "predictor.safetensors" if Path(run).is_dir() else Path(run)
-    if not path.is_file():
-        raise UserError(f"world model '{run}': no predictor.safetensors (run `wm train` first)")
-    state, metadata = load_safetensors(path)
-    if metadata.get("format") != "jepa-wm.ac-predictor":
-        raise UserError(f"world model '{path}': metadata 'format' is not 'jepa-wm.ac-predictor'")
-    ac = ACPredictorConfig(**json.loads(metadata["ac_config"]))
-    predictor = ACPredictor(ac)
-    predictor.load_state_dict(state)
-    encoder, encoder_meta = load_encoder(metadata["encoder"])
-    if encoder_meta.get("weights_hash") != metadata.get("encoder_hash"):
-        raise UserError(
-            f"world model '{path}': encoder {metadata['encoder']} changed since the predictor was trained"
-        )
-    return WorldModel(encoder, predictor.eval(), ac.grid_h, action_low=action_low, action_high=action_high)
+    """Kept for callers (`wm eval`): the one implementation is `WorldModel.from_run`."""
+    return WorldModel.from_run(run, action_low=action_low, action_high=action_high)

@@ -12,31 +12,44 @@ Planners (`planners/base.py`) see only `encode`, `rollout`, `rollout_with_states
   step per horizon step against cached keys/values), each prediction `layer_norm`ed and fed back
   (as the official planning wrapper does). Differentiable w.r.t. actions (gradient planner); only
   `encode` runs under `torch.no_grad`.
-- States during a rollout (`state_update`): "integrate" -> s_{t+1} = s_t + a_t with the gripper
-  dim clipped to [0, 1] (actions first clipped to the action bounds, if given). For the default
-  7-D arm (`[dxyz, d-euler-xyz, dgripper]` actions, `[xyz, euler-xyz, gripper]` states) the xyz part
-  is exact, but adding Euler angles only approximates rotation composition (the official
-  `compute_new_pose` composes rotation matrices): exact for rotation about one axis, otherwise good
-  to first order for small deltas (our planners keep rotation fixed by default). "hold": the state
-  stays `state0`. "auto" (default): integrate when action_dim == state_dim == 7, else hold.
-
-No file IO here: building from checkpoints is `worldmodel/checkpoints.py`'s and the CLI's job.
+- States during a rollout (`state_update`, config key `train.state_update`, stored in the run):
+  actions are first clipped to the action bounds (if given), the gripper dim of the new state is
+  clipped to [0, 1]. "compose" (the default 7-D arm, `[dxyz, d-euler-xyz, dgripper]` actions,
+  `[xyz, euler-xyz, gripper]` states): xyz and gripper add, the rotation composes exactly as the
+  arm env applies it, `R_new = R(action) @ R(state)` with extrinsic xyz Euler angles
+  (`envs/arm.py: delta * start_rot`; the official `compute_new_pose` does the same). "add":
+  s_{t+1} = s_t + a_t for every dim (exact for rotation about one axis, first order otherwise; for
+  other robots whose action is a plain state delta). "hold": the state stays `state0`. "auto"
+  (default): compose when action_dim == state_dim == 7, else hold. The env also clips its target
+  to its workspace and tilt limits, and the real hand lags the target by up to ~1 cm / 0.01 rad
+  per step; neither is modelled here.
+- `from_run(run_dir)`: the whole model from an AC run folder (`runs/ac/<name>`): predictor and
+  pooling grid from `predictor.safetensors` (safetensors only: nothing executes on load), the
+  encoder it names (its content hash must still match), the run's `state_update`.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from worldmodel.ac_predictor import ACCache, ACPredictor
+from worldmodel.ac_predictor import ACCache, ACPredictor, ACPredictorConfig
+from worldmodel.checkpoints import load_safetensors
+from worldmodel.encoders import load_encoder
 from worldmodel.errors import ConfigError, UserError
 from worldmodel.probe import pool_tokens
+from worldmodel.rotations import compose_euler
 from worldmodel.vit import VisionTransformer, normalize_images
 
-STATE_UPDATES = ("auto", "integrate", "hold")
+STATE_UPDATES = ("auto", "compose", "add", "hold")
+PREDICTOR_FILE = "predictor.safetensors"
+PREDICTOR_FORMAT = "jepa-wm.ac-predictor"
+ROTATION = slice(3, 6)  # euler-xyz dims of the default 7-D action and state
 
 
 def latents_from_tokens(tokens: Tensor, grid: int, pool: int | None) -> Tensor:
@@ -90,7 +103,7 @@ class WorldModel:
             )
         if state_update not in STATE_UPDATES:
             raise ConfigError(
-                f"config key 'ac.state_update': expected {' or '.join(STATE_UPDATES)}, got {state_update!r}"
+                f"config key 'train.state_update': expected {' | '.join(STATE_UPDATES)}, got {state_update!r}"
             )
         self.encoder = encoder.eval()
         self.predictor = predictor
@@ -98,15 +111,21 @@ class WorldModel:
         self.action_dim = pcfg.action_dim
         self.state_dim = pcfg.state_dim
         if state_update == "auto":
-            state_update = "integrate" if self.action_dim == self.state_dim == 7 else "hold"
-        if state_update == "integrate" and self.action_dim != self.state_dim:
+            state_update = "compose" if self.action_dim == self.state_dim == 7 else "hold"
+        if state_update == "add" and self.action_dim != self.state_dim:
             raise ConfigError(
-                f"config key 'ac.state_update': 'integrate' needs action_dim == state_dim, "
+                f"config key 'train.state_update': 'add' needs action_dim == state_dim, "
                 f"got {self.action_dim} and {self.state_dim}"
+            )
+        if state_update == "compose" and not self.action_dim == self.state_dim == 7:
+            raise ConfigError(
+                "config key 'train.state_update': 'compose' needs 7-D [xyz, euler-xyz, gripper] "
+                f"actions and states, got {self.action_dim} and {self.state_dim}"
             )
         self.state_update = state_update
         self.gripper_index = gripper_index
         self.normalize_predictions = normalize_predictions
+        self.metadata: dict[str, str] = {}  # predictor.safetensors metadata when built by from_run
         self.encode_batch_size = encode_batch_size
         self.action_low = None if action_low is None else torch.as_tensor(action_low, dtype=torch.float32)
         self.action_high = None if action_high is None else torch.as_tensor(action_high, dtype=torch.float32)
@@ -123,6 +142,65 @@ class WorldModel:
         cls, encoder: VisionTransformer, predictor: ACPredictor, latent_pool: int | None = None, **kwargs
     ) -> WorldModel:
         return cls(encoder, predictor, latent_pool, **kwargs)
+
+    @classmethod
+    def from_run(
+        cls,
+        run: str | Path,
+        *,
+        action_low: Sequence[float] | Tensor | None = None,
+        action_high: Sequence[float] | Tensor | None = None,
+        state_update: str | None = None,
+        **kwargs: object,
+    ) -> WorldModel:
+        """Encoder + predictor + preprocessing from an AC run folder (or its predictor.safetensors).
+
+        The one loader every caller uses, so planning sees exactly the pooling grid and state
+        integration the run was trained with; `state_update` overrides the run's setting.
+        """
+        path = Path(run)
+        if not path.exists():
+            raise UserError(f"world model '{run}': no such AC run folder (train one with `wm train`)")
+        if path.is_dir():
+            path = path / PREDICTOR_FILE
+        if not path.is_file():
+            raise UserError(
+                f"world model '{run}': no {PREDICTOR_FILE} (run `wm train` first, or let it finish)"
+            )
+        state, metadata = load_safetensors(path)
+        if metadata.get("format") != PREDICTOR_FORMAT:
+            raise UserError(f"world model '{path}': metadata 'format' is not '{PREDICTOR_FORMAT}'")
+        try:
+            saved = json.loads(metadata["ac_config"])
+        except (KeyError, json.JSONDecodeError):
+            raise UserError(f"world model '{path}': metadata 'ac_config' is missing or not JSON") from None
+        known = ACPredictorConfig.__dataclass_fields__
+        predictor = ACPredictor(ACPredictorConfig(**{k: v for k, v in saved.items() if k in known}))
+        try:
+            predictor.load_state_dict(state)
+        except RuntimeError as err:
+            first = str(err).splitlines()[1].strip() if len(str(err).splitlines()) > 1 else str(err)
+            raise UserError(f"world model '{path}': weights do not fit its ac_config ({first})") from None
+        try:
+            encoder, encoder_meta = load_encoder(metadata.get("encoder", ""))
+        except UserError as err:
+            raise UserError(f"world model '{run}': {err}") from None
+        if encoder_meta.get("weights_hash") != metadata.get("encoder_hash"):
+            raise UserError(
+                f"world model '{path}': encoder {metadata.get('encoder')} changed since the predictor was trained"
+            )
+        pool = int(metadata.get("latent_pool", predictor.cfg.grid_h))
+        model = cls(
+            encoder,
+            predictor.eval(),
+            pool,
+            action_low=action_low,
+            action_high=action_high,
+            state_update=state_update or metadata.get("state_update", "auto"),
+            **kwargs,  # type: ignore[arg-type]
+        )
+        model.metadata = dict(metadata)
+        return model
 
     # -- housekeeping
 
@@ -186,6 +264,9 @@ class WorldModel:
             high = None if self.action_high is None else self.action_high.to(action)
             action = torch.clamp(action, low, high)
         new = state + action
+        if self.state_update == "compose":
+            rotation = compose_euler(state[..., ROTATION], action[..., ROTATION])
+            new = torch.cat([new[..., : ROTATION.start], rotation, new[..., ROTATION.stop :]], dim=-1)
         if self.gripper_index is not None:
             g = self.gripper_index % self.state_dim
             new = torch.cat([new[..., :g], new[..., g : g + 1].clamp(0.0, 1.0), new[..., g + 1 :]], dim=-1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -35,8 +36,12 @@ def write_episodes(out: str | Path, meta: FileMeta, episodes: Iterable[Episode])
     """Write all episodes, then merge into `out` atomically. Returns the count."""
     count = 0
     with EpisodeWriter(out, meta) as writer:
-        for index, episode in enumerate(episodes):
-            writer.write(index, episode)
-            count += 1
+        try:
+            for index, episode in enumerate(episodes):
+                writer.write(index, episode)
+                count += 1
+        except BaseException:
+            shutil.rmtree(writer.parts, ignore_errors=True)  # an import is not resumable: no half output
+            raise
         writer.finalize()
     return count

@@ -45,7 +45,10 @@ def import_lerobot(
     info_path = source / "meta" / "info.json"
     if not info_path.is_file():
         raise DatasetError(f"{source}: not a LeRobot dataset folder (meta/info.json is missing)")
-    info = json.loads(info_path.read_text())
+    try:
+        info = json.loads(info_path.read_text())
+    except json.JSONDecodeError as err:
+        raise DatasetError(f"{info_path}: not valid JSON ({err})") from None
     cameras = [k for k, v in info.get("features", {}).items() if v.get("dtype") == "video"]
     camera = camera or (cameras[0] if cameras else None)
     if camera is None:

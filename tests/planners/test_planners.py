@@ -178,3 +178,19 @@ def test_cem_gripper_momentum_is_separate() -> None:
     assert free.actions[..., 6].abs().max() > 0.05
     with pytest.raises(ValueError, match="gripper_dim 7 out of range"):
         make_planner("cem", gripper_dim=7).plan(wm, z0, start, z_goal)
+
+
+def test_cem_best_output_returns_the_lowest_energy_sample_and_beats_the_mean_on_a_tiny_budget() -> None:
+    wm = ToyWorldModel()
+    start, z0, goal, z_goal = problem(wm, episodes=8, seed=1)
+    box = ActionBounds([-0.1] * 6 + [-1.0], [0.1] * 6 + [1.0], fixed_dims=[3, 4, 5])
+    budget = {"samples": 16, "iterations": 2, "seed": 0}
+    mean = make_planner("cem", bounds=box, **budget).plan(wm, z0, start, z_goal)
+    best = make_planner("cem", bounds=box, output="best", **budget).plan(wm, z0, start, z_goal)
+    torch.testing.assert_close(best.actions, best.best_actions)
+    # same seed, same samples: only the returned plan differs
+    torch.testing.assert_close(best.best_energy, mean.best_energy)
+    assert (
+        final_distance(wm, start, best.actions, goal).mean()
+        < final_distance(wm, start, mean.actions, goal).mean()
+    )

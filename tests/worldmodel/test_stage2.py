@@ -3,12 +3,47 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from tests.conftest import TINY_MODEL
 
 TINY_AC = ["ac.width=32", "ac.depth=1", "ac.num_heads=1", "ac.grid_h=2", "ac.grid_w=2"]
+
+
+def tiny_encoder(root: Path) -> Path:
+    """A random-init tiny encoder exported as `wm pretrain` does (no stage-1 training needed)."""
+    import torch
+
+    from worldmodel.checkpoints import save_encoder
+    from worldmodel.pretrain import encoder_metadata
+    from worldmodel.vit import VisionTransformer, ViTConfig
+
+    path = root / "pretrain" / "tiny" / "encoder.safetensors"
+    if not path.exists():
+        torch.manual_seed(0)
+        encoder = VisionTransformer(
+            ViTConfig(embed_dim=64, depth=1, num_heads=1, mlp_hidden=128, img_size=64)
+        )
+        save_encoder(encoder, path, encoder_metadata(encoder.cfg, encoder.state_dict()))
+    return path.parent
+
+
+def make_tiny_run(root: Path, data: Path, *extra: str, name: str = "tiny") -> Path:
+    """`wm cache` + `wm train` in-process (3 steps): a real, barely trained AC run folder."""
+    from worldmodel.config import load_config
+    from worldmodel.stage2 import build_cache, train
+
+    encoder = tiny_encoder(root)
+    config = load_config(
+        [f"data={data}", f"encoder={encoder}", f"cache={root / 'emb.h5'}", f"run.root={root}",
+         f"run.name={name}", "max_steps=3", "batch_size=4", "log_every=1", *TINY_AC, *extra],
+        section="train",
+    )  # fmt: skip
+    if config.train.from_cache and not (root / "emb.h5").exists():
+        build_cache(config, progress=False)
+    return train(config)
 
 
 @pytest.fixture(scope="module")
@@ -73,3 +108,38 @@ def test_missing_cache_and_missing_encoder_are_one_line(wm, tiny_dataset, pretra
     assert result.returncode == 2 and "run `wm cache` first" in result.stderr
     result = wm("cache", f"data={tiny_dataset}", f"encoder={tmp_path / 'nope'}")
     assert result.returncode == 2 and "run `wm pretrain` first" in result.stderr
+
+
+def test_on_the_fly_training_sees_the_cached_latents(tiny_dataset, tmp_path) -> None:
+    """train.from_cache=false: same windows, latents encoded per batch == the cache's (float16)."""
+    import torch
+
+    from data.cache import read_cache
+    from data.episodes import EpisodeReader
+    from worldmodel.config import load_config
+    from worldmodel.encoders import load_encoder
+    from worldmodel.errors import ConfigError
+    from worldmodel.stage2 import ACModule, FrameWindows, LatentWindows
+    from worldmodel.world_model import WorldModel
+
+    cached = make_tiny_run(tmp_path, tiny_dataset, name="cached")
+    fly = make_tiny_run(tmp_path / "fly", tiny_dataset, "from_cache=false", "state_update=add", name="fly")
+    assert not (tmp_path / "fly" / "emb.h5").exists()  # no cache was needed
+    assert WorldModel.from_run(fly).predictor.cfg == WorldModel.from_run(cached).predictor.cfg
+    assert (WorldModel.from_run(cached).state_update, WorldModel.from_run(fly).state_update) == (
+        "compose",
+        "add",
+    )
+    with pytest.raises(ConfigError, match="train.state_update"):
+        load_config(["train.state_update=teleport"])
+    frames = FrameWindows(EpisodeReader(tiny_dataset), 4)
+    latents = LatentWindows(read_cache(tmp_path / "emb.h5"), 4)
+    assert frames.index == latents.index
+    encoder, _ = load_encoder(tmp_path / "pretrain" / "tiny")
+    config = load_config([*TINY_AC, "ac.embed_dim=64"])
+    module = ACModule(config.ac, config, encoder)
+    batch = {k: torch.stack([frames[i][k] for i in (0, 7)]) for k in ("frames", "states", "actions")}
+    expected = torch.stack([latents[i]["z"] for i in (0, 7)])
+    torch.testing.assert_close(module.latents(batch), expected, atol=2e-2, rtol=1e-2)
+    assert "_frozen" not in "".join(module.state_dict())  # the encoder is not checkpointed
+    assert all(k.startswith("predictor.") for k in module.state_dict())

@@ -1,7 +1,12 @@
-"""WorldModel facade: encode (normalised, pooled), KV-cached rollouts, gradients, state integration."""
+"""WorldModel facade: encode (normalised, pooled), KV-cached rollouts, gradients, state integration,
+loading from a run folder."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict
+
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -88,8 +93,10 @@ def test_config_mismatch_errors() -> None:
     wm = make_wm(pool=2)
     with pytest.raises(ConfigError, match="ac.grid_h"):
         WorldModel(wm.encoder, wm.predictor, latent_pool=1)
-    with pytest.raises(ConfigError, match="ac.state_update"):
+    with pytest.raises(ConfigError, match="train.state_update"):
         WorldModel(wm.encoder, wm.predictor, latent_pool=2, state_update="teleport")
+    with pytest.raises(ConfigError, match="'compose' needs 7-D"):
+        make_wm(action_dim=2, state_dim=2, state_update="compose")
     with pytest.raises(ConfigError, match="ac.action_low"):
         WorldModel(wm.encoder, wm.predictor, latent_pool=2, action_low=[0.0, 1.0])
 
@@ -146,8 +153,8 @@ def test_rollout_is_differentiable_wrt_actions() -> None:
 
 
 def test_state_integration_math() -> None:
-    wm = make_wm(action_low=[-0.1] * 7, action_high=[0.1] * 7)
-    assert wm.state_update == "integrate"
+    wm = make_wm(action_low=[-0.1] * 7, action_high=[0.1] * 7, state_update="add")
+    assert wm.state_update == "add"
     s = torch.tensor([[0.1, 0.2, 0.3, 0.0, 0.1, -0.2, 0.95]])
     a = torch.tensor([[0.05, -0.5, 0.0, 0.01, 0.0, 0.02, 0.08]])
     expected = torch.tensor([[0.15, 0.1, 0.3, 0.01, 0.1, -0.18, 1.0]])  # dy clipped, gripper clipped
@@ -164,3 +171,107 @@ def test_state_integration_math() -> None:
     torch.testing.assert_close(states, s4[:, None].expand(2, 3, 4))
     forced = make_wm(state_update="hold")
     assert forced.next_state(s, a) is s
+
+
+def test_compose_matches_add_about_one_axis_and_differs_otherwise() -> None:
+    wm = make_wm(action_low=[-0.1] * 7, action_high=[0.1] * 7)
+    assert wm.state_update == "compose"  # auto, 7-D
+    add = make_wm(action_low=[-0.1] * 7, action_high=[0.1] * 7, state_update="add")
+    s = torch.tensor([[0.1, 0.2, 0.3, 0.0, 0.0, -0.2, 0.95]])
+    a = torch.tensor([[0.05, -0.5, 0.0, 0.0, 0.0, 0.05, 0.08]])  # yaw only: composition is a sum
+    torch.testing.assert_close(wm.next_state(s, a), add.next_state(s, a))
+    s[0, 3:5] = torch.tensor([0.3, -0.2])
+    a[0, 3:5] = torch.tensor([0.1, 0.1])
+    composed, added = wm.next_state(s, a), add.next_state(s, a)
+    torch.testing.assert_close(composed[:, :3], added[:, :3])  # xyz and gripper still add (clipped)
+    torch.testing.assert_close(composed[:, 6:], added[:, 6:])
+    assert (composed[:, 3:6] - added[:, 3:6]).abs().max() > 1e-3
+
+
+def test_next_state_predicts_the_arm_env_rotation() -> None:
+    """Step the real env: composing predicts the pose the env commands; adding angles does not."""
+    rotation = pytest.importorskip("scipy.spatial.transform").Rotation
+    from envs.arm import DOWN, HAND_TO_EE
+    from envs.registration import make_env
+
+    env = make_env("jepa_wm/Reach-v0", render_pixels=False)
+    space = env.action_space
+    wm = make_wm(action_low=space.low, action_high=space.high)
+    add = make_wm(action_low=space.low, action_high=space.high, state_update="add")
+    obs, _ = env.reset(seed=0)
+    arm = env.unwrapped.arm
+    worst_compose = worst_add = 0.0
+    actions = [[0.02, -0.01, 0.01, 0.1, -0.08, 0.12, -0.3], [0.0, 0.0, 0.0, 0.15, 0.15, 0.15, 0.0],
+               [0.0, 0.01, 0.0, -0.1, 0.05, -0.15, 0.2]]  # fmt: skip
+    for action in np.asarray(actions, dtype=np.float32):
+        state = torch.from_numpy(obs["state"])[None]
+        predicted = wm.next_state(state, torch.from_numpy(action)[None])[0].numpy()
+        obs, *_ = env.step(action)
+        hand = rotation.from_quat(np.roll(arm.data.mocap_quat[0], -1))  # the env's commanded pose
+        target_rot = (hand * DOWN.inv()).as_euler("xyz")
+        target_pos = arm.data.mocap_pos[0] + HAND_TO_EE * hand.apply([0.0, 0.0, 1.0])
+        np.testing.assert_allclose(predicted[3:6], target_rot, atol=1e-3)
+        np.testing.assert_allclose(predicted[:3], target_pos, atol=1e-3)
+        worst_compose = max(worst_compose, float(np.abs(predicted[3:6] - target_rot).max()))
+        added = add.next_state(state, torch.from_numpy(action)[None])[0].numpy()
+        worst_add = max(worst_add, float(np.abs(added[3:6] - target_rot).max()))
+        # the measured pose lags the commanded one by up to ~0.01 rad after one control step
+        np.testing.assert_allclose(obs["state"][3:6], target_rot, atol=0.03)
+    env.close()
+    assert worst_compose < 1e-5 < 1e-2 < worst_add
+
+
+def save_run(wm: WorldModel, folder, state_update: str = "add", encoder_hash: str | None = None):
+    """A run folder as `wm train` writes it (encoder exported by `wm pretrain`), without training."""
+    from worldmodel.checkpoints import save_encoder, save_safetensors
+    from worldmodel.pretrain import encoder_metadata
+
+    enc_path = save_encoder(wm.encoder, folder / "enc" / "encoder.safetensors")
+    meta = encoder_metadata(wm.encoder.cfg, wm.encoder.state_dict())
+    save_encoder(wm.encoder, enc_path, meta)
+    save_safetensors(
+        wm.predictor.state_dict(),
+        folder / "run" / "predictor.safetensors",
+        {
+            "format": "jepa-wm.ac-predictor",
+            "ac_config": json.dumps(asdict(wm.predictor.cfg)),
+            "encoder": str(enc_path),
+            "encoder_hash": encoder_hash or meta["weights_hash"],
+            "latent_pool": str(wm.latent_pool),
+            "state_update": state_update,
+        },
+    )
+    return folder / "run"
+
+
+def test_from_run_round_trip_and_errors(tmp_path) -> None:
+    from worldmodel.stage2 import load_world_model
+
+    wm = make_wm(pool=2, state_update="add")
+    run = save_run(wm, tmp_path)
+    loaded = WorldModel.from_run(run)
+    assert (loaded.latent_pool, loaded.state_update, loaded.tokens_per_frame) == (2, "add", 4)
+    imgs = images(2)
+    torch.testing.assert_close(loaded.encode(imgs), wm.encode(imgs))
+    z0, s0, actions = wm.encode(imgs), torch.rand(2, 7), torch.randn(2, 3, 7) * 0.1
+    torch.testing.assert_close(loaded.rollout(z0, s0, actions), wm.rollout(z0, s0, actions))
+    assert WorldModel.from_run(run / "predictor.safetensors", state_update="hold").state_update == "hold"
+    assert load_world_model(run).state_update == "add"  # the CLI's loader is the same code
+    with pytest.raises(UserError, match="no such AC run folder"):
+        WorldModel.from_run(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="no predictor.safetensors"):
+        WorldModel.from_run(tmp_path / "empty")
+    (tmp_path / "enc" / "encoder.safetensors").unlink()
+    with pytest.raises(UserError, match="no encoder.safetensors"):
+        WorldModel.from_run(run)
+    stale = save_run(wm, tmp_path / "stale", encoder_hash="0" * 16)
+    with pytest.raises(UserError, match="changed since the predictor was trained"):
+        WorldModel.from_run(stale)
+    from worldmodel.checkpoints import load_safetensors, save_safetensors
+
+    bad = save_run(wm, tmp_path / "bad")
+    state, meta = load_safetensors(bad / "predictor.safetensors")
+    save_safetensors(state, bad / "predictor.safetensors", {**meta, "ac_config": json.dumps({"depth": 1})})
+    with pytest.raises(UserError, match="weights do not fit its ac_config"):
+        WorldModel.from_run(bad)

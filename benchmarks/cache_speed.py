@@ -1,0 +1,142 @@
+"""Stage-2 training: reading the embedding cache vs re-encoding frames with the frozen encoder.
+
+Run: `python -m benchmarks.cache_speed` (part of `make bench`); writes
+benchmarks/results/cache_speed.json. Why: `wm train` reads cached latents by default
+(`train.from_cache=true`); `from_cache=false` encodes every batch on the fly. This measures what
+the cache saves per epoch and after how many epochs building it has paid for itself.
+
+Setup (tiny preset sizes, DESIGN.md §4): a small play dataset collected here (64x64 frames), a
+random-init tiny encoder (192 wide, 6 blocks; speed does not depend on training), the tiny AC
+predictor (width 128, depth 4, 2x2 pooled tokens), clip_len 4, batch 32. Both modes train the
+same fresh predictor on the same batches (same windows, same shuffle seed) with the same code as
+`wm train` (`stage2.ACModule.latents` + `ac_loss` + AdamW); one "epoch" is the first `--batches`
+batches, so the benchmark stays well under two minutes on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from benchmarks.common import write_result
+from data.cache import read_cache
+from data.collect import collect
+from data.episodes import EpisodeReader
+from worldmodel.ac_predictor import ac_loss
+from worldmodel.checkpoints import save_encoder
+from worldmodel.config import Config, load_config
+from worldmodel.encoders import load_encoder
+from worldmodel.optim import build_adamw
+from worldmodel.pretrain import encoder_metadata
+from worldmodel.stage2 import ACModule, FrameWindows, LatentWindows, build_cache, cache_key, training_windows
+from worldmodel.vit import VisionTransformer
+
+
+def one_epoch(
+    config: Config, windows: Dataset, encoder: VisionTransformer, batches: int
+) -> tuple[float, float]:
+    """Seconds for `batches` training steps of a freshly seeded predictor, and the last loss."""
+    torch.manual_seed(config.run.seed)
+    module = ACModule(config.ac, config, encoder)
+    optimizer = build_adamw(module.predictor, config.train.lr, config.train.weight_decay)
+    loader = DataLoader(
+        windows,
+        batch_size=config.train.batch_size,
+        shuffle=True,
+        drop_last=True,
+        generator=torch.Generator().manual_seed(config.run.seed),
+    )
+    start = time.perf_counter()
+    loss = torch.zeros(())
+    for step, batch in enumerate(loader):
+        if step == batches:
+            break
+        out = ac_loss(
+            module.predictor,
+            module.latents(batch),
+            batch["actions"],
+            batch["states"],
+            config.train.auto_steps,
+        )
+        optimizer.zero_grad(set_to_none=True)
+        out["loss"].backward()
+        optimizer.step()
+        loss = out["loss"].detach()
+    return time.perf_counter() - start, float(loss)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--episodes", type=int, default=16)
+    parser.add_argument("--steps", type=int, default=24)
+    parser.add_argument("--batches", type=int, default=10, help="training steps per timed epoch")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    figures: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        data = collect(["jepa_wm/Reach-v0", "jepa_wm/Push-v0"], args.episodes, args.steps, "play",
+                       root / "play.h5", workers=1, progress=False).path  # fmt: skip
+        base = [f"data={data}", f"encoder={root / 'enc'}", f"cache={root / 'emb.h5'}", f"run.root={root}",
+                f"batch_size={args.batch_size}", f"threads={args.threads}"]  # fmt: skip
+        config = load_config(base, preset="tiny", section="train")
+        torch.manual_seed(0)
+        encoder = VisionTransformer(config.jepa.encoder)
+        save_encoder(
+            encoder, root / "enc" / "encoder.safetensors", encoder_metadata(encoder.cfg, encoder.state_dict())
+        )
+        start = time.perf_counter()
+        build_cache(config, progress=False)
+        figures["cache_build_s"] = time.perf_counter() - start
+        encoder, metadata = load_encoder(root / "enc")
+        key = cache_key(config, metadata)
+        cached = training_windows(config, encoder, key)
+        fly_config = load_config([*base, "from_cache=false"], preset="tiny", section="train")
+        on_the_fly = training_windows(fly_config, encoder, key)
+        assert isinstance(cached, LatentWindows) and isinstance(on_the_fly, FrameWindows)
+        assert cached.index == on_the_fly.index  # the same windows, so the same batches
+        assert len(read_cache(root / "emb.h5")) == len(EpisodeReader(data))
+        batches = min(args.batches, len(cached) // args.batch_size)
+        one_epoch(config, cached, encoder, 2)  # warm-up (allocations, lazy imports)
+        cache_s, cache_loss = one_epoch(config, cached, encoder, batches)
+        fly_s, fly_loss = one_epoch(fly_config, on_the_fly, encoder, batches)
+    figures["cache_epoch_s"] = cache_s
+    figures["reencode_epoch_s"] = fly_s
+    figures["reencode_over_cache"] = fly_s / cache_s
+    figures["cache_pays_off_after_epochs"] = (
+        figures["cache_build_s"]
+        / max(fly_s - cache_s, 1e-9)
+        * batches
+        / max(len(cached) // args.batch_size, 1)
+    )
+    figures["last_loss_abs_diff"] = abs(cache_loss - fly_loss)  # float16 cache vs float32 latents
+    for key_name, value in figures.items():
+        print(f"{key_name:28s} {value:10.3f}")
+    config_out = {
+        "episodes": args.episodes,
+        "steps": args.steps,
+        "frames": args.episodes * (args.steps + 1),
+        "batches_per_epoch": batches,
+        "full_epoch_batches": len(cached) // args.batch_size,
+        "batch_size": args.batch_size,
+        "clip_len": config.train.clip_len,
+        "encoder": f"random-init ViT {config.jepa.encoder.embed_dim} wide, depth {config.jepa.encoder.depth}, 64x64",
+        "predictor": f"width {config.ac.width}, depth {config.ac.depth}, {config.ac.grid_h}x{config.ac.grid_w} tokens",
+        "threads": args.threads,
+        "timing": "wall seconds for batches_per_epoch AdamW steps; cache_pays_off_after_epochs uses full epochs",
+        "load_avg_1min_after": os.getloadavg()[0],  # other work on the 2 cores slows every figure
+    }
+    print(f"wrote {write_result('cache_speed', config_out, figures)}")
+    return figures
+
+
+if __name__ == "__main__":
+    main()
