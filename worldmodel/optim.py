@@ -95,3 +95,13 @@ def ema_momentum(step: int, total_steps: int, start: float = 0.99925, end: float
         return end
     progress = min(max(step / total_steps, 0.0), 1.0)
     return start + (end - start) * progress
+
+
+def set_peak_lr(scheduler: torch.optim.lr_scheduler.LambdaLR, lr: float) -> None:
+    """Make `lr` the schedule's peak from the current step on. A resumed run restores the
+    checkpoint's optimizer and schedule, peak LR included; this lets `lr=` on the command line win
+    (e.g. lowering it after a non-finite loss)."""
+    scheduler.base_lrs = [lr] * len(scheduler.base_lrs)
+    for group, factor in zip(scheduler.optimizer.param_groups, scheduler.lr_lambdas, strict=True):
+        group["initial_lr"] = lr
+        group["lr"] = lr * factor(scheduler.last_epoch)

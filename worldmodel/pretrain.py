@@ -27,7 +27,7 @@ from worldmodel.errors import UserError
 from worldmodel.jepa import JEPA, JEPAConfig
 from worldmodel.mae import MAE, MAEConfig
 from worldmodel.masks import MaskCollator
-from worldmodel.optim import build_adamw, ema_momentum, lr_lambda
+from worldmodel.optim import build_adamw, ema_momentum, lr_lambda, set_peak_lr
 from worldmodel.vit import ViTConfig
 
 PREPROCESSING = "imagenet-mean-std; single image duplicated to one tubelet"
@@ -87,6 +87,9 @@ class PretrainModule(L.LightningModule):
             cfg = self.model.cfg
             momentum = ema_momentum(self.global_step, s.max_steps, cfg.ema_start, cfg.ema_end)
             self.model.update_target(momentum)
+
+    def on_train_start(self) -> None:
+        set_peak_lr(self.lr_schedulers(), self.schedule.lr)  # a resumed run takes the configured lr
 
     def configure_optimizers(self) -> dict[str, Any]:
         s = self.schedule

@@ -29,7 +29,7 @@ from worldmodel.ac_predictor import ACPredictor, ACPredictorConfig, ac_loss
 from worldmodel.config import Config
 from worldmodel.encoders import encoder_path, load_encoder
 from worldmodel.errors import UserError
-from worldmodel.optim import build_adamw, lr_lambda
+from worldmodel.optim import build_adamw, lr_lambda, set_peak_lr
 from worldmodel.pretrain import PREPROCESSING
 from worldmodel.vit import VisionTransformer, normalize_images
 from worldmodel.world_model import PREDICTOR_FILE, PREDICTOR_FORMAT, WorldModel, latents_from_tokens
@@ -168,6 +168,9 @@ class ACModule(L.LightningModule):
         for key in ("loss", "tf_loss", "ar_loss", "copy_loss"):
             self.log(key, out[key], prog_bar=key in ("loss", "copy_loss"))
         return out["loss"]
+
+    def on_train_start(self) -> None:
+        set_peak_lr(self.lr_schedulers(), self.train_cfg.lr)  # a resumed run takes the configured lr
 
     def configure_optimizers(self) -> dict[str, Any]:
         t = self.train_cfg

@@ -69,3 +69,20 @@ def test_ema_momentum_schedule() -> None:
     assert ema_momentum(0, 100, 0.99, 1.0) == pytest.approx(0.99)
     assert ema_momentum(50, 100, 0.99, 1.0) == pytest.approx(0.995)
     assert ema_momentum(1000, 100, 0.99, 1.0) == pytest.approx(1.0)
+
+
+def test_set_peak_lr_rescales_the_schedule_from_the_current_step() -> None:
+    from worldmodel.optim import set_peak_lr
+
+    model = torch.nn.Linear(2, 2)
+    optimizer = build_adamw(model, lr=1e-3)
+    factor = lr_lambda(2, 10, "cosine")
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    for _ in range(4):
+        optimizer.step()
+        scheduler.step()
+    set_peak_lr(scheduler, 1e-5)
+    assert all(abs(g["lr"] - 1e-5 * factor(4)) < 1e-12 for g in optimizer.param_groups)
+    optimizer.step()
+    scheduler.step()
+    assert all(abs(g["lr"] - 1e-5 * factor(5)) < 1e-12 for g in optimizer.param_groups)

@@ -44,10 +44,14 @@ def test_pretrain_resume_continues_and_refuses_without_flag(wm, tiny_dataset, tm
     assert wm(*pretrain_args(tiny_dataset, tmp_path, "max_steps=2", "checkpoint_every=1")).returncode == 0
     again = wm(*pretrain_args(tiny_dataset, tmp_path, "max_steps=4", "checkpoint_every=1"))
     assert again.returncode == 2 and "resume=true" in again.stderr
-    resumed = wm(*pretrain_args(tiny_dataset, tmp_path, "max_steps=4", "checkpoint_every=1", "resume=true"))
+    resumed = wm(
+        *pretrain_args(tiny_dataset, tmp_path, "max_steps=4", "checkpoint_every=1", "resume=true", "lr=1e-6")
+    )
     assert resumed.returncode == 0, resumed.stderr
     checkpoint = torch.load(tmp_path / "pretrain" / "tiny" / "checkpoints" / "last.ckpt", weights_only=False)
     assert checkpoint["global_step"] == 4
+    # the resumed run trains at the lr given now, not the checkpoint's
+    assert set(checkpoint["lr_schedulers"][0]["base_lrs"]) == {1e-6}
 
 
 @pytest.mark.parametrize(
