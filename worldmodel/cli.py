@@ -206,11 +206,11 @@ def train_command(overrides: list[str] = typer.Argument(None, help=OVERRIDES_HEL
 
 @app.command("eval")
 def eval_command(overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP)) -> None:
-    """Zero-shot goal-image evaluation: success table, results.json and plots.
+    """Zero-shot goal-image evaluation: success table, results.json, plots and report.html.
 
     Keys (eval.*): tasks, episodes, budget (MPC steps), split, rows (oracle | simulator | learned),
-    encoder, latent_grid, sim_samples, sim_iterations, name; planner keys: plan.*.
-    Outputs go to runs/eval/<eval.name>/.
+    encoder, latent_grid, sim_samples, sim_iterations, sim_output (mean | best), name; planner
+    keys: plan.* (plan.output = mean | best for the learned row). Outputs go to runs/eval/<eval.name>/.
     """
     import torch
 
@@ -263,7 +263,8 @@ def print_eval_table(results: list, config) -> None:
     if any(r.row in ("oracle", "simulator") for r in results):
         console.print(
             f"note: oracle/simulator rows roll candidates through the real simulator with "
-            f"{config.eval.sim_samples} samples x {config.eval.sim_iterations} iterations (costly by design)."
+            f"{config.eval.sim_samples} samples x {config.eval.sim_iterations} iterations, CEM output "
+            f"{config.eval.sim_output} (costly by design)."
         )
 
 

@@ -145,6 +145,9 @@ class EvalConfig:
     latent_grid: int = 4  # tokens per side the planner's latent is pooled to
     sim_samples: int = 64  # simulator rows are costly: fewer samples, said in the output
     sim_iterations: int = 3
+    # cem plan output of the simulator rows: with so few samples the elites' mean is noise of
+    # about one step near the goal, the best sampled sequence is not (benchmarks/experiments.md).
+    sim_output: str = "best"
     name: str = "eval"
 
     def validate(self) -> None:
@@ -157,6 +160,7 @@ class EvalConfig:
         _check(self.latent_grid >= 1, "eval.latent_grid", "an integer >= 1", self.latent_grid)
         _check(self.sim_samples >= 1, "eval.sim_samples", "an integer >= 1", self.sim_samples)
         _check(self.sim_iterations >= 1, "eval.sim_iterations", "an integer >= 1", self.sim_iterations)
+        _check(self.sim_output in ("mean", "best"), "eval.sim_output", "mean | best", self.sim_output)
 
 
 PRETRAIN_METHODS = ("jepa", "mae")
@@ -227,6 +231,9 @@ class TrainConfig:
     warmup_steps: int = 50
     weight_decay: float = 0.04
     auto_steps: int = 2
+    # 1 = L1 (official); 2 = half squared error, whose optimum is the mean next latent rather than
+    # the median (which, for small sparse frame changes, is the last frame itself).
+    loss_exp: float = 1.0
     log_every: int = 10
     checkpoint_every: int = 100
     resume: bool = False
@@ -242,6 +249,7 @@ class TrainConfig:
         updates = ("auto", "compose", "add", "hold")  # worldmodel.world_model.STATE_UPDATES
         _check(self.state_update in updates, "train.state_update", " | ".join(updates), self.state_update)
         _check(self.clip_len >= 2, "train.clip_len", "an integer >= 2", self.clip_len)
+        _check(self.loss_exp in (1.0, 2.0), "train.loss_exp", "1 (L1) or 2 (squared)", self.loss_exp)
         _check(self.batch_size >= 1, "train.batch_size", "an integer >= 1", self.batch_size)
         _check(self.max_steps >= 1, "train.max_steps", "an integer >= 1", self.max_steps)
         _check(self.lr > 0, "train.lr", "a number > 0", self.lr)

@@ -12,7 +12,7 @@ import json
 import math
 import resource
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,20 @@ import torch
 
 from worldmodel.config import Config, to_yaml
 from worldmodel.errors import UserError
+
+MAX_CLIP_FRAMES = 40  # the report's episode video: at most this many frames, evenly spaced
+
+
+@dataclass
+class EpisodeClip:
+    """The first episode of a (task, row), kept for the HTML report's video (never written to JSON)."""
+
+    seed: int
+    success: bool
+    final_distance_cm: float
+    steps: list[int]  # the MPC step of each kept frame (0 = before the first action)
+    frames: list[np.ndarray]  # uint8 [H,W,3] camera frames, at most MAX_CLIP_FRAMES
+    goal: np.ndarray  # the env's goal image
 
 
 @dataclass
@@ -38,6 +52,11 @@ class RowResult:
     peak_memory_mb: float
     planner: str
     energies: list[list[float]]
+    episode: EpisodeClip | None = None  # first episode's frames, for report.html only
+
+    def to_json(self) -> dict[str, Any]:
+        """Every field but the episode frames."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "episode"}
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -74,7 +93,7 @@ def build_planner(config: Config, action_space, simulator: bool):
         "warm_start_shift": plan.execute,
     }
     if plan.planner == "cem":
-        kwargs["output"] = plan.output
+        kwargs["output"] = config.eval.sim_output if simulator else plan.output
         if dims == 7:
             kwargs["gripper_dim"] = 6
     if plan.planner == "gradient":
@@ -118,14 +137,39 @@ def evaluate(config: Config, progress: bool = True) -> list[RowResult]:
                 print(
                     f"[eval] {env_id} row={row}: {ev.episodes} episodes x {ev.budget} steps ...", flush=True
                 )
-            outcome = run_mpc(env_id, wm, planner, seeds, ev.budget, env_kwargs, execute=config.plan.execute)
+            outcome = run_mpc(
+                env_id, wm, planner, seeds, ev.budget, env_kwargs, execute=config.plan.execute, record=True
+            )
+            clip = first_episode_clip(outcome.outcomes[0], probe_env)
+            for o in outcome.outcomes:  # run_mpc records every episode: keep only the clip's frames
+                o.frames, o.distances, o.goal = [], [], None
             encoder = {"oracle": "-", "simulator": ev.encoder, "learned": ev.world_model}[row]
-            results.append(summarise(env_id, row, Path(encoder).name or encoder, outcome, planner))
+            results.append(summarise(env_id, row, Path(encoder).name or encoder, outcome, planner, clip))
         probe_env.close()
     return results
 
 
-def summarise(env_id: str, row: str, encoder: str, outcome, planner) -> RowResult:
+def first_episode_clip(outcome, probe_env) -> EpisodeClip:
+    """Frames of one recorded episode, evenly subsampled to at most MAX_CLIP_FRAMES (first and last kept)."""
+    goal = outcome.goal
+    if goal is None:  # the oracle plans on positions: show the env's goal image anyway
+        _, info = probe_env.reset(seed=outcome.seed)
+        goal = info["goal_pixels"]
+    n = len(outcome.frames)
+    keep = np.unique(np.linspace(0, n - 1, min(n, MAX_CLIP_FRAMES)).round().astype(int)) if n else []
+    return EpisodeClip(
+        seed=outcome.seed,
+        success=outcome.success,
+        final_distance_cm=100 * outcome.final_distance,
+        steps=[int(i) for i in keep],
+        frames=[np.asarray(outcome.frames[i], dtype=np.uint8).copy() for i in keep],
+        goal=np.asarray(goal, dtype=np.uint8).copy(),
+    )
+
+
+def summarise(
+    env_id: str, row: str, encoder: str, outcome, planner, episode: EpisodeClip | None = None
+) -> RowResult:
     successes = sum(o.success for o in outcome.outcomes)
     n = len(outcome.outcomes)
     low, high = wilson_interval(successes, n)
@@ -146,12 +190,14 @@ def summarise(env_id: str, row: str, encoder: str, outcome, planner) -> RowResul
         peak_memory_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         planner=label,
         energies=[o.energies for o in outcome.outcomes],
+        episode=episode,
     )
 
 
 def write_outputs(config: Config, results: list[RowResult], out_dir: Path) -> dict[str, Path]:
-    """results.json (with resolved config and git commit), success and energy plots."""
+    """results.json (with resolved config and git commit), success and energy plots, report.html."""
     from worldmodel.plots import plot_energy_curves, plot_success
+    from worldmodel.report import build_report
     from worldmodel.runs import git_commit
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -160,7 +206,7 @@ def write_outputs(config: Config, results: list[RowResult], out_dir: Path) -> di
         "git_commit": git_commit(),
         "config": to_yaml(config),
         "torch_threads": torch.get_num_threads(),
-        "results": [asdict(r) for r in results],
+        "results": [r.to_json() for r in results],
     }
     path = out_dir / "results.json"
     tmp = path.with_suffix(".json.tmp")
@@ -168,4 +214,12 @@ def write_outputs(config: Config, results: list[RowResult], out_dir: Path) -> di
     tmp.replace(path)
     success_png = plot_success(results, out_dir / "success.png")
     energy_png = plot_energy_curves(results, out_dir / "energy.png")
-    return {"results": path, "success": success_png, "energy": energy_png}
+    report = out_dir / "report.html"
+    tmp = report.with_name(f".{report.name}.tmp")
+    try:
+        html = build_report(results, config, payload, {"success": success_png, "energy": energy_png})
+        tmp.write_text(html, encoding="utf-8")
+        tmp.replace(report)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return {"results": path, "success": success_png, "energy": energy_png, "report": report}

@@ -240,22 +240,31 @@ class _EnergyPlot:
 def compose_frames(
     frames: list[np.ndarray],
     goal: np.ndarray,
-    energies: list[float],
+    energies: list[float] | None,
     distances: list[float] | None = None,
     goal_label: str = "goal image",
     height: int = VIDEO_HEIGHT,
+    steps: list[int] | None = None,
 ) -> list[np.ndarray]:
-    """Video frames: `current camera frame | goal image | energy curve so far`, labelled."""
+    """Video frames: `current camera frame | goal image | energy curve so far`, labelled.
+
+    `energies=None` leaves out the energy curve (just `camera | goal`); `steps` are the MPC step
+    numbers of `frames` when they are a subsample of the episode (default 0, 1, 2, ...).
+    """
     goal_panel = _label(_upscale(np.asarray(goal, dtype=np.uint8), height), goal_label)
-    plot = _EnergyPlot(energies, height + LABEL_HEIGHT)
+    plot = None if energies is None else _EnergyPlot(energies, height + LABEL_HEIGHT)
     out = []
-    for t, frame in enumerate(frames):
+    for i, frame in enumerate(frames):
+        t = i if steps is None else steps[i]
         current = _label(_upscale(np.asarray(frame, dtype=np.uint8), height), f"camera, step {t}")
-        upto = min(t + 1, len(energies))  # the plan made from this frame
-        caption = f"step {t}"
-        if distances and t >= 1 and t - 1 < len(distances):
-            caption += f"   env distance {100 * distances[t - 1]:.1f} cm"
-        out.append(np.concatenate([current, goal_panel, plot.render(upto, caption)], axis=1))
+        panels = [current, goal_panel]
+        if plot is not None:
+            upto = min(t + 1, len(energies))  # the plan made from this frame
+            caption = f"step {t}"
+            if distances and t >= 1 and t - 1 < len(distances):
+                caption += f"   env distance {100 * distances[t - 1]:.1f} cm"
+            panels.append(plot.render(upto, caption))
+        out.append(np.concatenate(panels, axis=1))
     return out
 
 

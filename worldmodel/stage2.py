@@ -163,7 +163,12 @@ class ACModule(L.LightningModule):
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         out = ac_loss(
-            self.predictor, self.latents(batch), batch["actions"], batch["states"], self.train_cfg.auto_steps
+            self.predictor,
+            self.latents(batch),
+            batch["actions"],
+            batch["states"],
+            self.train_cfg.auto_steps,
+            self.train_cfg.loss_exp,
         )
         for key in ("loss", "tf_loss", "ar_loss", "copy_loss"):
             self.log(key, out[key], prog_bar=key in ("loss", "copy_loss"))

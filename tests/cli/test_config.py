@@ -41,6 +41,9 @@ def test_yaml_file_as_preset(tmp_path) -> None:
         (["run.num_threads=0"], "run.num_threads"),
         (["preset=nope"], "unknown preset 'nope'"),
         (["novalue"], "expected key=value"),
+        (["train.loss_exp=3"], "train.loss_exp"),
+        (["plan.output=median"], "plan.output"),
+        (["eval.sim_output=first"], "eval.sim_output"),
     ],
 )
 def test_bad_overrides_raise_one_clear_line(overrides: list[str], fragment: str) -> None:

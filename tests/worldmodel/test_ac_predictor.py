@@ -194,6 +194,8 @@ def test_ac_loss_matches_official_recompute() -> None:
     torch.testing.assert_close(out["tf_loss"], (tf - target[:, 1:]).abs().mean())
     torch.testing.assert_close(out["ar_loss"], (torch.stack(seq[1:], 1) - target[:, 1:]).abs().mean())
     torch.testing.assert_close(out["copy_loss"], (target[:, :-1] - target[:, 1:]).abs().mean())
+    squared = ac_loss(model, z, a[:, :3], s, auto_steps=3, loss_exp=2.0)  # train.loss_exp=2
+    torch.testing.assert_close(squared["tf_loss"], (tf - target[:, 1:]).pow(2).mean() / 2)
     with pytest.raises(UserError):
         ac_loss(model, z[:, :1], a[:, :1], s[:, :1])
 
