@@ -3,22 +3,37 @@
 One HDF5 file: root attrs `format="jepa-wm.embeddings"`, `encoder_hash` (content hash of the
 encoder weights), `preprocessing`, `latent_pool`, `source` (dataset path) and `source_signature`
 (size and mtime of every dataset file); one group per episode with `latents` float16 [T+1,N,D],
-`states` float32 [T+1,S], `actions` float32 [T,A]. Written to a temp file and renamed when
-complete. A cache whose encoder hash, pooling or source signature differs from what the caller
-expects is refused with one line, never silently reused.
+`states` float32 [T+1,S], `actions` float32 [T,A]. A cache whose encoder hash, pooling or source
+signature differs from what the caller expects is refused with one line, never silently reused.
+
+Crash safety, as for datasets (data/episodes.py): `CacheWriter` puts each encoded episode in its own
+shard under `<cache>.parts/` (temp name, fsync, rename; the shard carries the root attributes), and
+`finalize()` merges them into `<cache>` through a temp file and a rename. A SIGKILL at any moment
+leaves only whole shards and/or a whole cache; `resume` encodes only the missing episodes, and
+refuses shards written for another key (encoder, pooling or dataset) rather than mixing them.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
 
-from data.episodes import H5_ERRORS, DatasetError, _first_line, dataset_files
+from data.episodes import (
+    EPISODE_PREFIX,
+    H5_ERRORS,
+    DatasetError,
+    DatasetLock,
+    ShardFolder,
+    _first_line,
+    _fsync_replace,
+    dataset_files,
+    episode_name,
+)
 
 FORMAT = "jepa-wm.embeddings"
 
@@ -43,26 +58,124 @@ def source_signature(dataset: str | Path) -> str:
     return ";".join(parts)
 
 
+class CacheWriter:
+    """Write a cache one durable episode at a time; merge at the end. Use as a context manager.
+
+    Holds `<cache>.lock` while open (a second writer is refused). Without `resume` a finished
+    cache is rebuilt (overwritten by `finalize()`), but an unfinished one is refused."""
+
+    def __init__(self, path: str | Path, key: CacheKey, resume: bool = False) -> None:
+        self.path = Path(path)
+        self.key = key
+        self.shards = ShardFolder(self.path)
+        self.lock = DatasetLock(self.path)
+        self.lock.acquire()
+        try:
+            self._prepare(resume)
+        except BaseException:
+            self.close()
+            raise
+
+    def _prepare(self, resume: bool) -> None:
+        if self.shards.path.exists() and not resume:
+            raise DatasetError(
+                f"{self.path}: an unfinished cache is in {self.shards.path}; pass resume=true to "
+                "continue it, or delete that folder"
+            )
+        self.shards.prepare()
+        self.path.with_name(f".{self.path.name}.tmp").unlink(missing_ok=True)  # a killed merge
+        for shard in self.shards.files():
+            with _open_cache(shard) as handle:
+                problem = _mismatch(dict(handle.attrs), self.key)
+            if problem:
+                raise DatasetError(
+                    f"{shard}: cannot resume: this unfinished cache was built by another encoder, pooling "
+                    f"or dataset ({problem}); delete {self.shards.path} or choose another cache="
+                )
+        self._merged: set[int] = set()  # a finished cache of this key is kept; any other is rebuilt
+        if resume and self.path.exists():
+            try:
+                check_cache(self.path, self.key)
+            except DatasetError:
+                return
+            with _open_cache(self.path) as handle:
+                self._merged = {int(name[len(EPISODE_PREFIX) :]) for name in handle}
+
+    def existing_indices(self) -> set[int]:
+        """Episode indices already durable: in shards, or in the cache being resumed."""
+        return self.shards.indices() | self._merged
+
+    def write(self, index: int, latents: np.ndarray, states: np.ndarray, actions: np.ndarray) -> None:
+        """Write episode `index` (its index in the dataset) to its own shard; durable on return."""
+
+        def fill(handle: h5py.File) -> None:
+            handle.attrs.update(self._attrs())
+            _write_group(handle.create_group(episode_name(index)), latents, states, actions)
+
+        self.shards.write(index, fill)
+
+    def finalize(self) -> Path:
+        """Merge the resumed cache (if any) and all shards into `path`, atomically; drop the shards."""
+        sources = self.shards.files()
+        if not sources and self._merged:  # nothing new: leave the finished cache untouched
+            self.shards.remove()
+            return self.path
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        try:
+            with h5py.File(tmp, "w") as out:
+                out.attrs.update(self._attrs())
+                for source in ([self.path] if self._merged else []) + sources:
+                    with _open_cache(source) as part:
+                        for name in part:
+                            if name not in out:
+                                part.copy(part[name], out, name=name)
+            _fsync_replace(tmp, self.path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        self.shards.remove()
+        return self.path
+
+    def close(self) -> None:
+        """Release the lock; a shard folder with no finished episode in it is not left behind."""
+        self.shards.remove_if_empty()
+        self.lock.release()
+
+    def __enter__(self) -> CacheWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _attrs(self) -> dict[str, Any]:
+        return {"format": FORMAT, **self.key.__dict__}
+
+
+def _write_group(group: h5py.Group, latents: np.ndarray, states: np.ndarray, actions: np.ndarray) -> None:
+    group.create_dataset("latents", data=latents.astype(np.float16))
+    group.create_dataset("states", data=states.astype(np.float32))
+    group.create_dataset("actions", data=actions.astype(np.float32))
+
+
+def _open_cache(path: Path) -> h5py.File:
+    try:
+        return h5py.File(path, "r")
+    except H5_ERRORS as err:
+        raise DatasetError(f"{path}: not a readable embedding cache ({_first_line(err)})") from None
+
+
 def write_cache(
     path: str | Path, key: CacheKey, episodes: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]]
 ) -> int:
-    """Write (latents, states, actions) per episode; atomic. Returns the episode count."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
+    """Write (latents, states, actions) per episode, from scratch; atomic. Returns the episode count."""
     count = 0
-    try:
-        with h5py.File(tmp, "w") as handle:
-            handle.attrs.update({"format": FORMAT, **key.__dict__})
-            for latents, states, actions in episodes:
-                group = handle.create_group(f"ep_{count:06d}")
-                group.create_dataset("latents", data=latents.astype(np.float16))
-                group.create_dataset("states", data=states.astype(np.float32))
-                group.create_dataset("actions", data=actions.astype(np.float32))
-                count += 1
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with CacheWriter(path, key) as writer:
+        try:
+            for count, (latents, states, actions) in enumerate(episodes, start=1):
+                writer.write(count - 1, latents, states, actions)
+        except BaseException:
+            writer.shards.remove()  # all or nothing
+            raise
+        writer.finalize()
     return count
 
 
@@ -78,14 +191,24 @@ def check_cache(path: str | Path, expected: CacheKey) -> None:
         raise DatasetError(f"{path}: not a readable embedding cache ({_first_line(err)})") from None
     if attrs["format"] != FORMAT:
         raise DatasetError(f"{path}: root attribute 'format': expected '{FORMAT}', got {attrs['format']!r}")
+    problem = _mismatch(attrs, expected)
+    if problem:
+        raise DatasetError(
+            f"{path}: stale embedding cache: {problem} "
+            "(built by another encoder, pooling or dataset; rebuild with `wm cache`)"
+        )
+
+
+def _mismatch(attrs: dict[str, Any], expected: CacheKey) -> str | None:
+    """The first root attribute that differs from `expected`, as "'name' is X, expected Y"."""
+    if attrs.get("format") != FORMAT:
+        return f"'format' is {attrs.get('format')!r}, expected '{FORMAT}'"
     for name, want in expected.__dict__.items():
-        got = attrs[name]
+        got = attrs.get(name)
         got = got.item() if isinstance(got, np.generic) else got
         if got != want:
-            raise DatasetError(
-                f"{path}: stale embedding cache: '{name}' is {got!r}, expected {want!r} "
-                "(built by another encoder, pooling or dataset; rebuild with `wm cache`)"
-            )
+            return f"'{name}' is {got!r}, expected {want!r}"
+    return None
 
 
 def read_cache(

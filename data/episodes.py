@@ -23,7 +23,7 @@ import fcntl
 import json
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -152,6 +152,45 @@ def _fsync_replace(tmp: Path, final: Path) -> None:
         os.close(directory)
 
 
+class ShardFolder:
+    """`<out>.parts/`: one HDF5 file per finished episode (`ep_000007.h5`), each written to a temp
+    name, fsynced and renamed into place, so a kill at any moment leaves only whole shards. Shared
+    by the episode writer and the embedding cache (data/cache.py)."""
+
+    def __init__(self, out: str | Path) -> None:
+        self.path = Path(f"{out}.parts")
+
+    def prepare(self) -> None:
+        """Create the folder and drop the temp file of a write killed before its rename."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        for stale in self.path.glob("*.tmp"):
+            stale.unlink()
+
+    def files(self) -> list[Path]:
+        """The finished shards, in episode order."""
+        return sorted(self.path.glob(f"{EPISODE_PREFIX}*.h5"))
+
+    def indices(self) -> set[int]:
+        return {int(p.stem[len(EPISODE_PREFIX) :]) for p in self.files()}
+
+    def write(self, index: int, fill: Callable[[h5py.File], None]) -> Path:
+        """Shard of episode `index`, filled by `fill(handle)`; durable when this returns."""
+        final = self.path / f"{episode_name(index)}.h5"
+        tmp = final.with_suffix(".h5.tmp")
+        with h5py.File(tmp, "w") as handle:
+            fill(handle)
+        _fsync_replace(tmp, final)
+        return final
+
+    def remove(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+    def remove_if_empty(self) -> None:
+        """A shard folder with no finished episode in it is not left behind."""
+        if self.path.is_dir() and not any(self.path.iterdir()):
+            self.path.rmdir()
+
+
 class DatasetLock:
     """An exclusive `flock` on `<path>.lock`: a second writer is refused, a killed one frees it."""
 
@@ -185,7 +224,8 @@ class EpisodeWriter:
         self.path = Path(path)
         self.meta = meta
         self.compression = compression
-        self.parts = Path(f"{self.path}.parts")
+        self.shards = ShardFolder(self.path)
+        self.parts = self.shards.path
         self.lock = DatasetLock(self.path)
         self.lock.acquire()
         try:
@@ -200,11 +240,9 @@ class EpisodeWriter:
             raise DatasetError(
                 f"{self.path}: already exists; pass resume=true to continue it or choose another out="
             )
-        self.parts.mkdir(parents=True, exist_ok=True)
-        for stale in self.parts.glob("*.tmp"):  # a write killed before its rename
-            stale.unlink()
+        self.shards.prepare()
         self._merged: set[int] = set()
-        has_episodes = self.path.exists() or any(self.parts.glob(f"{EPISODE_PREFIX}*.h5"))
+        has_episodes = self.path.exists() or bool(self.shards.files())
         for file in dataset_files(self.path) if has_episodes else []:
             with _open(file) as handle:
                 existing = FileMeta.from_attrs(handle.attrs, str(file))
@@ -220,7 +258,7 @@ class EpisodeWriter:
 
     def existing_indices(self) -> set[int]:
         """Episode indices already durable, in the merged file or in shards."""
-        found = {int(p.stem[len(EPISODE_PREFIX) :]) for p in self.parts.glob(f"{EPISODE_PREFIX}*.h5")}
+        found = self.shards.indices()
         if self.path.exists():
             with _open(self.path) as handle:
                 found |= {int(name[len(EPISODE_PREFIX) :]) for name in handle.get("data", {})}
@@ -231,19 +269,19 @@ class EpisodeWriter:
         if index in self._merged:
             raise DatasetError(f"{self.path}: episode {episode_name(index)} already exists")
         check_episode(episode, self.meta, f"{self.path}: episode {episode_name(index)}")
-        final = self.parts / f"{episode_name(index)}.h5"
-        tmp = final.with_suffix(".h5.tmp")
-        with h5py.File(tmp, "w") as handle:
+
+        def fill(handle: h5py.File) -> None:
             handle.attrs.update(self.meta.to_attrs())
             _write_episode(handle.create_group(f"data/{episode_name(index)}"), episode, self.compression)
-        _fsync_replace(tmp, final)
+
+        self.shards.write(index, fill)
 
     def finalize(self) -> Path:
         """Merge the merged file (if any) and all shards into `path`, atomically; drop the shards."""
         tmp = self.path.with_name(f".{self.path.name}.merge.tmp")
-        sources = sorted(self.parts.glob(f"{EPISODE_PREFIX}*.h5"))
+        sources = self.shards.files()
         if not sources and self.path.exists():  # nothing new: leave the merged file untouched
-            shutil.rmtree(self.parts, ignore_errors=True)
+            self.shards.remove()
             return self.path
         with h5py.File(tmp, "w") as out:
             out.attrs.update(self.meta.to_attrs())
@@ -258,13 +296,12 @@ class EpisodeWriter:
                         if name not in data:
                             part.copy(part[f"data/{name}"], data, name=name)
         _fsync_replace(tmp, self.path)
-        shutil.rmtree(self.parts, ignore_errors=True)
+        self.shards.remove()
         return self.path
 
     def close(self) -> None:
         """Release the lock; a shard folder with no finished episode in it is not left behind."""
-        if self.parts.is_dir() and not any(self.parts.iterdir()):
-            self.parts.rmdir()
+        self.shards.remove_if_empty()
         self.lock.release()
 
     def __enter__(self) -> EpisodeWriter:

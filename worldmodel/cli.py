@@ -173,7 +173,8 @@ def probe_command(
 def cache_command(overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP)) -> None:
     """Encode every frame of a dataset once with the frozen encoder (stage 2 reads this cache).
 
-    Keys (train.*): data, encoder (pretrain run folder), cache (output; default <data>.embeddings.h5);
+    Keys (train.*): data, encoder (pretrain run folder), cache (output; default <data>.embeddings.h5),
+    resume (continue a killed run: encode only the episodes missing from <cache>.parts/);
     ac.grid_h sets the pooled token grid. A cache from another encoder or pooling is refused later.
     """
     import torch

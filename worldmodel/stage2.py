@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from data.cache import CacheKey, check_cache, read_cache, source_signature, write_cache
+from data.cache import CacheKey, CacheWriter, check_cache, read_cache, source_signature
 from data.episodes import EpisodeReader
 from worldmodel.ac_predictor import ACPredictor, ACPredictorConfig, ac_loss
 from worldmodel.config import Config
@@ -60,26 +60,31 @@ def encode_latents(
 
 
 def build_cache(config: Config, progress: bool = True) -> Path:
-    """Encode every frame of `train.data` once with the frozen encoder."""
+    """Encode every frame of `train.data` once with the frozen encoder. Each finished episode is
+    durable at once (data/cache.py); `train.resume=true` continues a killed run, encoding only the
+    missing episodes."""
     from rich.progress import track
+
+    from worldmodel.plots import writable_output
 
     t = config.train
     encoder, metadata = load_encoder(t.encoder)
     key = cache_key(config, metadata)
     reader = EpisodeReader(t.data)
-
-    def episodes():
-        for index in track(range(len(reader)), description="cache", disable=not progress):
-            states, actions = reader.read_states(index), reader.read_actions(index)
-            for name, values in (("obs/state", states), ("actions", actions)):
-                if not np.all(np.isfinite(values)):
-                    file, episode = reader.entries[index]
-                    raise UserError(f"{file}: episode {episode}: key {name}: contains NaN or infinite values")
+    for index in range(len(reader)):  # checked before anything is written
+        for name, values in (
+            ("obs/state", reader.read_states(index)),
+            ("actions", reader.read_actions(index)),
+        ):
+            if not np.all(np.isfinite(values)):
+                file, episode = reader.entries[index]
+                raise UserError(f"{file}: episode {episode}: key {name}: contains NaN or infinite values")
+    with CacheWriter(writable_output(Path(t.cache_path)), key, resume=t.resume) as writer:
+        todo = sorted(set(range(len(reader))) - writer.existing_indices())
+        for index in track(todo, description="cache", disable=not progress):
             latents = encode_latents(encoder, torch.from_numpy(reader.read_frames(index)), key.latent_pool)
-            yield latents.numpy(), states, actions
-
-    write_cache(t.cache_path, key, episodes())
-    return Path(t.cache_path)
+            writer.write(index, latents.numpy(), reader.read_states(index), reader.read_actions(index))
+        return writer.finalize()
 
 
 class LatentWindows(Dataset):
