@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -90,7 +91,10 @@ def parse_report(path: Path) -> ReportParser:
     assert text.lstrip().startswith("<!DOCTYPE html>")
     assert not parser.errors and not parser.stack, (parser.errors, parser.stack)
     chromium = next((shutil.which(n) for n in ("chromium", "chromium-browser") if shutil.which(n)), None)
-    if chromium:  # not installed on the dev box; runs wherever it is
+    # CI installs Debian's chromium (.ci/run) and sets this, so a missing browser fails there loudly.
+    if os.environ.get("JEPA_WM_REQUIRE_CHROMIUM") == "1":
+        assert chromium, "JEPA_WM_REQUIRE_CHROMIUM=1 but no chromium on PATH"
+    if chromium:
         dom = subprocess.run(
             [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", path.resolve().as_uri()],
             capture_output=True,
