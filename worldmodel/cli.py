@@ -209,8 +209,8 @@ def train_command(overrides: list[str] = typer.Argument(None, help=OVERRIDES_HEL
 def eval_command(overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP)) -> None:
     """Zero-shot goal-image evaluation: success table, results.json, plots and report.html.
 
-    Keys (eval.*): tasks, episodes, budget (MPC steps), split, rows (oracle | simulator | learned),
-    encoder, latent_grid, sim_samples, sim_iterations, sim_output (mean | best), name; planner
+    Keys (eval.*): tasks, episodes, budget (MPC steps), split,
+    rows (oracle | simulator | learned, and the baselines random | shooting), encoder, latent_grid, sim_samples, sim_iterations, sim_output (mean | best), name; planner
     keys: plan.* (plan.output = mean | best for the learned row). Outputs go to runs/eval/<eval.name>/.
     """
     import torch

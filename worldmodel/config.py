@@ -91,7 +91,9 @@ class CollectConfig:
 
 PLANNER_NAMES = ("cem", "mppi", "gradient", "random")
 ENERGIES = ("last_frame_l1", "all_steps_l1")
-EVAL_ROWS = ("oracle", "simulator", "learned")
+# oracle: true distance + simulator; simulator: latent energy + simulator; learned: the world model;
+# baselines: random (uniform random actions) and shooting (random shooting with the learned model).
+EVAL_ROWS = ("oracle", "simulator", "learned", "random", "shooting")
 
 
 @dataclass

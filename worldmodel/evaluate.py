@@ -76,13 +76,17 @@ def make_encoder(name: str, latent_grid: int, image_size: int = 64):
     return make_encode_fn(name, latent_grid, image_size)
 
 
-def build_planner(config: Config, action_space, simulator: bool):
+def build_planner(config: Config, action_space, row: str):
+    """The row's planner: `plan.*` for learned, `eval.sim_*` budget for oracle / simulator; the
+    baselines are uniform random actions (`random`: one sample, no model) and random shooting with
+    the learned model at the CEM's sample budget (`shooting`)."""
     from planners import ActionBounds, make_planner
 
     plan = config.plan
     dims = action_space.shape[0]
     fixed = [3, 4, 5] if plan.fix_rotation and dims == 7 else []
     bounds = ActionBounds.from_box(action_space, fixed_dims=fixed)
+    simulator = row in ("oracle", "simulator")
     kwargs: dict[str, Any] = {
         "horizon": plan.horizon,
         "seed": plan.seed,
@@ -92,6 +96,10 @@ def build_planner(config: Config, action_space, simulator: bool):
         "iterations": config.eval.sim_iterations if simulator else plan.iterations,
         "warm_start_shift": plan.execute,
     }
+    if row == "random":
+        return make_planner("random", bounds=bounds, horizon=1, samples=1, iterations=1, seed=plan.seed)
+    if row == "shooting":
+        return make_planner("random", bounds=bounds, **kwargs)
     if plan.planner == "cem":
         kwargs["output"] = config.eval.sim_output if simulator else plan.output
         if dims == 7:
@@ -106,14 +114,14 @@ def build_world_model(row: str, env_id: str, env_kwargs: dict, config: Config):
     from planners.simulator import OracleWorldModel, SimulatorWorldModel
     from worldmodel.stage2 import load_world_model
 
-    if row == "oracle":
+    if row in ("oracle", "random"):  # random actions need no model: the oracle's is the cheapest
         return OracleWorldModel(env_id, env_kwargs)
     if row == "simulator":
         return SimulatorWorldModel(
             env_id, env_kwargs, make_encoder(config.eval.encoder, config.eval.latent_grid)
         )
     if not config.eval.world_model:
-        raise UserError("eval row 'learned': set eval.world_model to an AC run folder (stage 2, `wm train`)")
+        raise UserError(f"eval row '{row}': set eval.world_model to an AC run folder (stage 2, `wm train`)")
     space = make_env(env_id, **env_kwargs).action_space
     return load_world_model(config.eval.world_model, space.low, space.high)
 
@@ -129,8 +137,7 @@ def evaluate(config: Config, progress: bool = True) -> list[RowResult]:
         env_kwargs: dict[str, Any] = {"split": ev.split} if env_id in ENV_IDS.values() else {}
         probe_env = make_env(env_id, **env_kwargs)
         for row in ev.rows:
-            simulator = row in ("oracle", "simulator")
-            planner = build_planner(config, probe_env.action_space, simulator)
+            planner = build_planner(config, probe_env.action_space, row)
             wm = build_world_model(row, env_id, env_kwargs, config)
             seeds = [1_000_000 + config.run.seed * 1000 + i for i in range(ev.episodes)]
             if progress:
@@ -143,7 +150,7 @@ def evaluate(config: Config, progress: bool = True) -> list[RowResult]:
             clip = first_episode_clip(outcome.outcomes[0], probe_env)
             for o in outcome.outcomes:  # run_mpc records every episode: keep only the clip's frames
                 o.frames, o.distances, o.goal = [], [], None
-            encoder = {"oracle": "-", "simulator": ev.encoder, "learned": ev.world_model}[row]
+            encoder = {"oracle": "-", "random": "-", "simulator": ev.encoder}.get(row, ev.world_model)
             results.append(summarise(env_id, row, Path(encoder).name or encoder, outcome, planner, clip))
         probe_env.close()
     return results

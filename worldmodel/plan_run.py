@@ -123,7 +123,7 @@ def plan_episode(
         probe.close()
     goal = load_goal_image(goal_image, pixels_shape[:2]) if goal_image is not None else None
 
-    planner = build_planner(config, action_space, simulator=row in ("oracle", "simulator"))
+    planner = build_planner(config, action_space, row)
     wm = build_world_model(row, env_id, env_kwargs, config)
 
     def report(episode: int, step: int, energy: float, info: dict) -> None:

@@ -26,6 +26,8 @@ ROW_HELP = {
     "oracle": "true task distance with simulator dynamics: the planner's ceiling",
     "simulator": "the encoder's latent energy with perfect (simulator) dynamics: the encoder alone",
     "learned": "the encoder's latent energy with the learned predictor: the full world model",
+    "random": "uniform random actions, no planning: the floor",
+    "shooting": "random shooting (no CEM refinement) with the learned model at the same sample budget",
 }
 
 COLUMNS = (
@@ -125,7 +127,7 @@ def _help_block(rows: list[str]) -> str:
     )
     return (
         '<p class="help">How to read this: each task is run with up to three rows that isolate one part '
-        f"of the system each: {parts}. A drop from one row to the next shows which part limits "
+        f"of the system each, plus two baselines: {parts}. A drop from one row to the next shows which part limits "
         "success.</p>"
     )
 

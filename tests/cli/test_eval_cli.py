@@ -11,6 +11,7 @@ def test_eval_writes_table_results_and_plots(wm, tmp_path) -> None:
     result = wm(
         "eval",
         "tasks=[jepa_wm/Reach-v0]",
+        "rows=[oracle,simulator,random]",
         "episodes=2",
         "budget=6",
         "sim_samples=24",
@@ -23,8 +24,11 @@ def test_eval_writes_table_results_and_plots(wm, tmp_path) -> None:
     out = tmp_path / "eval" / "eval"
     payload = json.loads((out / "results.json").read_text())
     rows = {r["row"]: r for r in payload["results"]}
-    assert set(rows) == {"oracle", "simulator"}
+    assert set(rows) == {"oracle", "simulator", "random"}
     assert rows["oracle"]["success_rate"] == 1.0  # the planner's ceiling on Reach
+    # the random-actions floor ends far from the goal (Reach goals start >= 10 cm away)
+    assert rows["random"]["success_rate"] < 1.0
+    assert rows["random"]["mean_final_distance_cm"] > rows["oracle"]["mean_final_distance_cm"] + 3
     assert rows["simulator"]["encoder"] == "pixels"
     assert "plan:" in payload["config"]
     assert (out / "success.png").stat().st_size > 1000 and (out / "energy.png").stat().st_size > 1000

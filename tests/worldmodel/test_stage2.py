@@ -85,12 +85,14 @@ def test_cache_train_and_plan_with_the_learned_model(wm, tiny_dataset, pretraine
     header = (run / "metrics.csv").read_text().splitlines()[0]
     assert "copy_loss" in header and "tf_loss" in header
     result = wm(
-        "eval", "rows=[learned]", f"world_model={run}", "tasks=[jepa_wm/Reach-v0]", "episodes=1", "budget=2",
-        "plan.samples=8", "plan.iterations=1", f"run.root={tmp_path}",
+        "eval", "rows=[learned,shooting]", f"world_model={run}", "tasks=[jepa_wm/Reach-v0]", "episodes=1",
+        "budget=2", "plan.samples=8", "plan.iterations=1", f"run.root={tmp_path}",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     payload = json.loads((tmp_path / "eval" / "eval" / "results.json").read_text())
-    assert payload["results"][0]["row"] == "learned" and payload["results"][0]["ms_per_action"] > 0
+    learned, shooting = payload["results"]
+    assert learned["row"] == "learned" and learned["ms_per_action"] > 0
+    assert shooting["row"] == "shooting" and shooting["planner"].startswith("random")
 
 
 def test_stale_cache_is_refused(wm, tiny_dataset, pretrained, tmp_path) -> None:
