@@ -242,6 +242,9 @@ class TrainConfig:
     # true: read latents from the embedding cache (`wm cache`); false: encode each batch's frames
     # with the frozen encoder on the fly (no cache needed, slower: see benchmarks/cache_speed.py).
     from_cache: bool = True
+    # Per-clip colour jitter of the frames before the frozen encoder (worldmodel/augment.py); 0 = off.
+    # Needs from_cache=false (a cache holds one appearance per frame).
+    color_jitter: float = 0.0
     # How planner rollouts update the state (stored in the run): compose (xyz/gripper add, euler-xyz
     # rotation composes as the arm env does) | add (every dim adds) | hold | auto (compose for 7-D
     # actions and states, else hold). See worldmodel/world_model.py.
@@ -251,6 +254,13 @@ class TrainConfig:
         updates = ("auto", "compose", "add", "hold")  # worldmodel.world_model.STATE_UPDATES
         _check(self.state_update in updates, "train.state_update", " | ".join(updates), self.state_update)
         _check(self.clip_len >= 2, "train.clip_len", "an integer >= 2", self.clip_len)
+        _check(self.color_jitter >= 0, "train.color_jitter", "a number >= 0", self.color_jitter)
+        _check(
+            self.color_jitter == 0 or not self.from_cache,
+            "train.color_jitter",
+            "0 unless train.from_cache=false (cached latents have one fixed appearance)",
+            self.color_jitter,
+        )
         _check(self.loss_exp in (1.0, 2.0), "train.loss_exp", "1 (L1) or 2 (squared)", self.loss_exp)
         _check(self.batch_size >= 1, "train.batch_size", "an integer >= 1", self.batch_size)
         _check(self.max_steps >= 1, "train.max_steps", "an integer >= 1", self.max_steps)

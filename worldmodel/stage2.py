@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader, Dataset
 from data.cache import CacheKey, CacheWriter, check_cache, read_cache, source_signature
 from data.episodes import EpisodeReader
 from worldmodel.ac_predictor import ACPredictor, ACPredictorConfig, ac_loss
+from worldmodel.augment import jitter_clip_colours
 from worldmodel.config import Config
 from worldmodel.encoders import encoder_path, load_encoder
 from worldmodel.errors import UserError
@@ -163,6 +164,8 @@ class ACModule(L.LightningModule):
         if next(encoder.parameters()).device != self.device:
             encoder.to(self.device)
         frames = batch["frames"]
+        if self.training and self.train_cfg.color_jitter > 0:
+            frames = jitter_clip_colours(frames, self.train_cfg.color_jitter)
         z = encode_latents(encoder, frames.flatten(0, 1), self.latent_pool)
         return z.view(*frames.shape[:2], *z.shape[1:])
 
