@@ -191,8 +191,11 @@ def cache_command(overrides: list[str] = typer.Argument(None, help=OVERRIDES_HEL
 def train_command(overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP)) -> None:
     """Stage 2: train the action-conditioned predictor on cached latents (encoder frozen).
 
-    Keys (train.*): data, encoder, cache, clip_len, batch_size, max_steps, lr, auto_steps, resume;
-    model: ac.width, ac.depth, ac.num_heads, ac.grid_h/grid_w. Writes runs/ac/<run.name>/.
+    Keys (train.*): data, encoder, cache, clip_len, batch_size, max_steps, lr, auto_steps, resume,
+    loss_exp (1 = L1, 2 = squared), state_update (auto | compose | add | hold), from_cache
+    (false = encode frames on the fly), color_jitter (needs from_cache=false);
+    model: ac.width, ac.depth, ac.num_heads, ac.grid_h/grid_w, ac.predict_delta.
+    Writes runs/ac/<run.name>/.
     """
     import torch
 
