@@ -63,3 +63,15 @@ def test_within_group_pairs_ignore_appearance_changes() -> None:
     across = distance_rank_correlation(latents, positions)
     within = distance_rank_correlation(latents, positions, groups=groups)
     assert within > 0.8 and within > across + 0.3
+
+
+def test_near_goal_correlation_sees_only_close_pairs() -> None:
+    """A latent that resolves large moves but saturates below 5 cm: good overall, blind nearby."""
+    positions = np.random.default_rng(2).uniform(-0.3, 0.3, (400, 3))
+    coarse = embed(np.round(positions / 0.1) * 0.1)  # quantised to 10 cm cells
+    report = probe_latents(coarse, {"ee": positions})
+    assert report.rank_correlation["ee"] > 0.6
+    assert report.rank_correlation["ee_near"] < 0.5 * report.rank_correlation["ee"]
+    assert probe_latents(embed(positions), {"ee": positions}).rank_correlation["ee_near"] > 0.8
+    far_apart = np.arange(20, dtype=float)[:, None] * np.ones((1, 3))  # every pair > 1 m apart
+    assert distance_rank_correlation(embed(far_apart), far_apart, max_distance=0.05) == 0.0
