@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -41,7 +40,7 @@ def write_episodes(out: str | Path, meta: FileMeta, episodes: Iterable[Episode])
                 writer.write(index, episode)
                 count += 1
         except BaseException:
-            shutil.rmtree(writer.parts, ignore_errors=True)  # an import is not resumable: no half output
+            writer.shards.remove()  # an import is not resumable: no half output
             raise
         writer.finalize()
     return count
