@@ -23,17 +23,8 @@ from typing import Any
 import h5py
 import numpy as np
 
-from data.episodes import (
-    EPISODE_PREFIX,
-    H5_ERRORS,
-    DatasetError,
-    DatasetLock,
-    ShardFolder,
-    _first_line,
-    _fsync_replace,
-    dataset_files,
-    episode_name,
-)
+from data.episodes import H5_ERRORS, DatasetError, DatasetLock, _first_line, dataset_files
+from data.shards import EPISODE_PREFIX, ShardFolder, episode_name
 
 FORMAT = "jepa-wm.embeddings"
 
@@ -116,23 +107,11 @@ class CacheWriter:
 
     def finalize(self) -> Path:
         """Merge the resumed cache (if any) and all shards into `path`, atomically; drop the shards."""
-        sources = self.shards.files()
-        if not sources and self._merged:  # nothing new: leave the finished cache untouched
+        if not self.shards.files() and self._merged:  # nothing new: leave the finished cache untouched
             self.shards.remove()
             return self.path
         tmp = self.path.with_name(f".{self.path.name}.tmp")
-        try:
-            with h5py.File(tmp, "w") as out:
-                out.attrs.update(self._attrs())
-                for source in ([self.path] if self._merged else []) + sources:
-                    with _open_cache(source) as part:
-                        for name in part:
-                            if name not in out:
-                                part.copy(part[name], out, name=name)
-            _fsync_replace(tmp, self.path)
-        finally:
-            tmp.unlink(missing_ok=True)
-        self.shards.remove()
+        self.shards.merge_into(self.path, tmp, self._attrs(), "", _open_cache, bool(self._merged))
         return self.path
 
     def close(self) -> None:

@@ -22,8 +22,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,9 +30,10 @@ from typing import Any
 import h5py
 import numpy as np
 
+from data.shards import EPISODE_PREFIX, ShardFolder, episode_name
+
 FORMAT = "jepa-wm.episodes"
 VERSION = 1
-EPISODE_PREFIX = "ep_"
 # What h5py raises on damaged files, besides our own checks.
 H5_ERRORS = (OSError, RuntimeError, KeyError, ValueError, TypeError)
 ROOT_ATTRS = ("format", "version", "env_id", "control_hz", "action_dim", "state_dim", "action_space")
@@ -124,10 +124,6 @@ class Episode:
         return int(self.actions.shape[0])
 
 
-def episode_name(index: int) -> str:
-    return f"{EPISODE_PREFIX}{index:06d}"
-
-
 def _write_episode(group: h5py.Group, episode: Episode, compression: str) -> None:
     frame_chunk = (1, *episode.pixels.shape[1:])
     group.create_dataset("obs/pixels", data=episode.pixels, chunks=frame_chunk, compression=compression)
@@ -139,56 +135,6 @@ def _write_episode(group: h5py.Group, episode: Episode, compression: str) -> Non
     )
     if episode.success is not None:
         group.attrs["success"] = bool(episode.success)
-
-
-def _fsync_replace(tmp: Path, final: Path) -> None:
-    with open(tmp, "rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(tmp, final)
-    directory = os.open(final.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
-
-
-class ShardFolder:
-    """`<out>.parts/`: one HDF5 file per finished episode (`ep_000007.h5`), each written to a temp
-    name, fsynced and renamed into place, so a kill at any moment leaves only whole shards. Shared
-    by the episode writer and the embedding cache (data/cache.py)."""
-
-    def __init__(self, out: str | Path) -> None:
-        self.path = Path(f"{out}.parts")
-
-    def prepare(self) -> None:
-        """Create the folder and drop the temp file of a write killed before its rename."""
-        self.path.mkdir(parents=True, exist_ok=True)
-        for stale in self.path.glob("*.tmp"):
-            stale.unlink()
-
-    def files(self) -> list[Path]:
-        """The finished shards, in episode order."""
-        return sorted(self.path.glob(f"{EPISODE_PREFIX}*.h5"))
-
-    def indices(self) -> set[int]:
-        return {int(p.stem[len(EPISODE_PREFIX) :]) for p in self.files()}
-
-    def write(self, index: int, fill: Callable[[h5py.File], None]) -> Path:
-        """Shard of episode `index`, filled by `fill(handle)`; durable when this returns."""
-        final = self.path / f"{episode_name(index)}.h5"
-        tmp = final.with_suffix(".h5.tmp")
-        with h5py.File(tmp, "w") as handle:
-            fill(handle)
-        _fsync_replace(tmp, final)
-        return final
-
-    def remove(self) -> None:
-        shutil.rmtree(self.path, ignore_errors=True)
-
-    def remove_if_empty(self) -> None:
-        """A shard folder with no finished episode in it is not left behind."""
-        if self.path.is_dir() and not any(self.path.iterdir()):
-            self.path.rmdir()
 
 
 class DatasetLock:
@@ -278,25 +224,11 @@ class EpisodeWriter:
 
     def finalize(self) -> Path:
         """Merge the merged file (if any) and all shards into `path`, atomically; drop the shards."""
-        tmp = self.path.with_name(f".{self.path.name}.merge.tmp")
-        sources = self.shards.files()
-        if not sources and self.path.exists():  # nothing new: leave the merged file untouched
+        if not self.shards.files() and self.path.exists():  # nothing new: leave the merged file untouched
             self.shards.remove()
             return self.path
-        with h5py.File(tmp, "w") as out:
-            out.attrs.update(self.meta.to_attrs())
-            data = out.create_group("data")
-            if self.path.exists():
-                with _open(self.path) as old:
-                    for name in old["data"]:
-                        old.copy(old[f"data/{name}"], data, name=name)
-            for shard in sources:
-                with _open(shard) as part:
-                    for name in part["data"]:
-                        if name not in data:
-                            part.copy(part[f"data/{name}"], data, name=name)
-        _fsync_replace(tmp, self.path)
-        self.shards.remove()
+        tmp = self.path.with_name(f".{self.path.name}.merge.tmp")
+        self.shards.merge_into(self.path, tmp, self.meta.to_attrs(), "data", _open, self.path.exists())
         return self.path
 
     def close(self) -> None:
