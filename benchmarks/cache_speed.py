@@ -28,7 +28,7 @@ from benchmarks.common import write_result
 from data.cache import read_cache
 from data.collect import collect
 from data.episodes import EpisodeReader
-from worldmodel.ac_predictor import ac_loss
+from worldmodel.ac_loss import ac_loss
 from worldmodel.checkpoints import save_encoder
 from worldmodel.config import Config, load_config
 from worldmodel.encoders import load_encoder

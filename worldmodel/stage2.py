@@ -25,7 +25,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from data.cache import CacheKey, CacheWriter, check_cache, read_cache, source_signature
 from data.episodes import EpisodeReader
-from worldmodel.ac_predictor import ACPredictor, ACPredictorConfig, ac_loss
+from worldmodel.ac_loss import ac_loss
+from worldmodel.ac_predictor import ACPredictor, ACPredictorConfig
 from worldmodel.augment import jitter_clip_colours
 from worldmodel.config import Config
 from worldmodel.encoders import encoder_path, load_encoder

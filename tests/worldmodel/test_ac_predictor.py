@@ -7,10 +7,10 @@ import torch
 import torch.nn.functional as F
 
 from worldmodel.ac_import import ACCheckpointError, infer_config, load_vjepa2_ac
+from worldmodel.ac_loss import ac_loss
 from worldmodel.ac_predictor import (
     ACPredictor,
     ACPredictorConfig,
-    ac_loss,
     build_ac_predictor,
     build_block_causal_mask,
 )
