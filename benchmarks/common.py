@@ -29,9 +29,11 @@ def machine_info() -> dict[str, Any]:
     return info
 
 
-def write_result(name: str, config: dict[str, Any], figures: dict[str, Any]) -> Path:
-    """Write benchmarks/results/<name>.json atomically and return its path."""
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+def write_result(
+    name: str, config: dict[str, Any], figures: dict[str, Any], results_dir: Path = RESULTS_DIR
+) -> Path:
+    """Write <results_dir>/<name>.json (default benchmarks/results) atomically; return its path."""
+    results_dir.mkdir(parents=True, exist_ok=True)
     payload = {
         "name": name,
         "date": time.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -40,7 +42,7 @@ def write_result(name: str, config: dict[str, Any], figures: dict[str, Any]) -> 
         "config": config,
         "figures": figures,
     }
-    path = RESULTS_DIR / f"{name}.json"
+    path = results_dir / f"{name}.json"
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(payload, indent=2) + "\n")
     tmp.replace(path)

@@ -22,6 +22,7 @@ BENCHMARKS = (
     "pretrain_compare",
     "cache_speed",
 )
+EXTRA = ("ablation",)  # by name only (`wm bench ablation`): ~30 min, its own README table
 README = Path(__file__).resolve().parent.parent / "README.md"
 START, END = "<!-- BENCH-TABLE:START -->", "<!-- BENCH-TABLE:END -->"
 
@@ -35,7 +36,7 @@ def run(names: tuple[str, ...] = BENCHMARKS) -> None:
             continue
         print(f"[bench] {name} ...", flush=True)
         start = time.perf_counter()
-        argparse_style = ("planner_speed", "rollout_speed", "pretrain_compare", "cache_speed")
+        argparse_style = ("planner_speed", "rollout_speed", "pretrain_compare", "cache_speed", "ablation")
         module.main() if name not in argparse_style else module.main([])
         print(f"[bench] {name} done in {time.perf_counter() - start:.0f} s", flush=True)
 
@@ -51,6 +52,8 @@ def _fmt(value: object) -> str:
 def table() -> str:
     lines = ["| benchmark | figure | value |", "|---|---|---|"]
     for path in sorted(RESULTS_DIR.glob("*.json")):
+        if path.stem in EXTRA:
+            continue  # summarised in its own README table
         result = json.loads(path.read_text())
         commit = (result.get("git_commit") or "?")[:8]
         for key, value in result.get("figures", {}).items():

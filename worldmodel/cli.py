@@ -366,16 +366,33 @@ def plan_command(
     )
 
 
-@app.command("bench")
-def bench_command(names: list[str] = typer.Argument(None, help="Benchmarks to run (default: all).")) -> None:
-    """Run the benchmarks (results in benchmarks/results/*.json) and refresh the README table."""
+@app.command("bench", context_settings={"ignore_unknown_options": True})
+def bench_command(
+    names: list[str] = typer.Argument(
+        None,
+        help="Benchmarks to run (default: all but the ablation). `wm bench ablation` runs the "
+        "four-latent ablation (options after it, e.g. --episodes 10 plan.samples=64; -h lists them).",
+    ),
+) -> None:
+    """Run the benchmarks (results in benchmarks/results/*.json) and refresh the README tables."""
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the source checkout
     try:
-        from benchmarks.run_all import BENCHMARKS, run, update_readme
+        from benchmarks.run_all import BENCHMARKS, EXTRA, run, update_readme
     except ImportError:
         raise UserError(
             "wm bench runs from a source checkout (the benchmarks/ folder is not installed)"
         ) from None
+    names = list(names or [])
+    if names[:1] == ["ablation"]:
+        from benchmarks import ablation
+
+        ablation.main(names[1:])
+        return
+    unknown = [n for n in names if n not in BENCHMARKS + EXTRA]
+    if unknown:
+        raise UserError(
+            f"wm bench: unknown benchmark '{unknown[0]}': expected one of {', '.join(BENCHMARKS + EXTRA)}"
+        )
     run(tuple(names) if names else BENCHMARKS)
     update_readme()
 

@@ -67,18 +67,14 @@ def reference_success(env_id: str, policy: str, episodes: int, split: str) -> tu
     return float(np.mean(successes)), float(np.mean(distances))
 
 
-def run_demo(config: Config, episodes_per_task: int = 10) -> list[StageResult]:
-    """Run every stage that exists, then print the stage and success tables."""
+def collect_stage(config: Config) -> StageResult:
+    """Collect the preset's play data (resumable), or reuse a complete, valid dataset."""
     from data.checks import validate
     from data.collect import collect
     from data.episodes import EpisodeReader
-    from envs.registration import render_preview
-    from worldmodel.plots import save_side_by_side
 
     c = config.collect
     out = Path(c.out)
-    run_dir = Path(config.run.root) / "demo" / config.run.name
-    stages = []
 
     def do_collect() -> str:
         result = collect(
@@ -93,8 +89,54 @@ def run_demo(config: Config, episodes_per_task: int = 10) -> list[StageResult]:
     def collected() -> bool:
         return out.exists() and not validate(out) and len(EpisodeReader(out)) >= c.episodes
 
-    stages.append(run_stage("collect", collected, do_collect))
+    return run_stage("collect", collected, do_collect)
 
+
+def pretrain_stage(config: Config, name: str = "pretrain") -> tuple[StageResult, Path]:
+    """Pretrain `runs/pretrain/<run.name>` on `collect.out` (a killed run resumes)."""
+    encoder_dir = Path(config.run.root) / "pretrain" / config.run.name
+    config.pretrain.data = str(config.collect.out)
+    config.pretrain.resume = True
+
+    def do_pretrain() -> str:
+        from worldmodel.pretrain import pretrain
+
+        return str(pretrain(config) / "encoder.safetensors")
+
+    return run_stage(name, (encoder_dir / "encoder.safetensors").exists, do_pretrain), encoder_dir
+
+
+def ac_stages(config: Config, encoder_dir: Path, prefix: str = "") -> list[StageResult]:
+    """Cache `collect.out` with the encoder in `encoder_dir`, then train `runs/ac/<run.name>`."""
+    config.train.data = str(config.collect.out)
+    config.train.encoder = str(encoder_dir)
+    config.train.resume = True
+    cache = Path(config.train.cache_path)
+
+    def do_cache() -> str:
+        from worldmodel.stage2 import build_cache
+
+        return str(build_cache(config))
+
+    cached = run_stage(f"{prefix}cache", cache.exists, do_cache)
+    ac_dir = Path(config.run.root) / "ac" / config.run.name
+
+    def do_train() -> str:
+        from worldmodel.stage2 import train
+
+        return str(train(config) / "predictor.safetensors")
+
+    return [cached, run_stage(f"{prefix}train", (ac_dir / "predictor.safetensors").exists, do_train)]
+
+
+def run_demo(config: Config, episodes_per_task: int = 10) -> list[StageResult]:
+    """Run every stage that exists, then print the stage and success tables."""
+    from envs.registration import render_preview
+    from worldmodel.plots import save_side_by_side
+
+    c = config.collect
+    run_dir = Path(config.run.root) / "demo" / config.run.name
+    stages = [collect_stage(config)]
     preview = run_dir / "scenes.png"
 
     def do_preview() -> str:
@@ -107,18 +149,8 @@ def run_demo(config: Config, episodes_per_task: int = 10) -> list[StageResult]:
         return str(preview)
 
     stages.append(run_stage("preview", preview.exists, do_preview))
-
-    encoder_dir = Path(config.run.root) / "pretrain" / config.run.name
-    config.pretrain.data = str(out)
-    config.pretrain.resume = True  # a killed demo continues where it stopped
-
-    def do_pretrain() -> str:
-        from worldmodel.pretrain import pretrain
-
-        path = pretrain(config)
-        return str(path / "encoder.safetensors")
-
-    stages.append(run_stage("pretrain", (encoder_dir / "encoder.safetensors").exists, do_pretrain))
+    pretrained, encoder_dir = pretrain_stage(config)  # a killed demo continues where it stopped
+    stages.append(pretrained)
 
     probe_json = encoder_dir / "probe.json"
     grid = config.eval.latent_grid
@@ -132,26 +164,8 @@ def run_demo(config: Config, episodes_per_task: int = 10) -> list[StageResult]:
 
     stages.append(run_stage("probe", probe_json.exists, do_probe))
 
-    config.train.data = str(out)
-    config.train.encoder = str(encoder_dir)
-    config.train.resume = True
-    cache = Path(config.train.cache_path)
-
-    def do_cache() -> str:
-        from worldmodel.stage2 import build_cache
-
-        return str(build_cache(config))
-
-    stages.append(run_stage("cache", cache.exists, do_cache))
-
+    stages += ac_stages(config, encoder_dir)
     ac_dir = Path(config.run.root) / "ac" / config.run.name
-
-    def do_train() -> str:
-        from worldmodel.stage2 import train
-
-        return str(train(config) / "predictor.safetensors")
-
-    stages.append(run_stage("train", (ac_dir / "predictor.safetensors").exists, do_train))
 
     eval_json = run_dir / "eval" / "results.json"
     config.eval.encoder = str(encoder_dir)

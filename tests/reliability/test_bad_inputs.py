@@ -1040,6 +1040,43 @@ def _(w, tmp):
     return plan_spec(tmp, ["predictor.safetensors"], "--row", "learned", f"eval.world_model={path}")
 
 
+# ------------------------------------------------------------------------------------- bench
+
+
+@case("bench-unknown-benchmark")
+def _(w, tmp):
+    return Spec(["bench", "nonesuch"], ["nonesuch"])
+
+
+@case("bench-ablation-unknown-latent")
+def _(w, tmp):
+    results = tmp / "results"
+    return Spec(
+        ["bench", "ablation", "--latents", "ours,jpeg", "--results-dir", results],
+        ["--latents", "jpeg"],
+        [results],
+    )
+
+
+@case("bench-ablation-zero-episodes")
+def _(w, tmp):
+    return Spec(
+        ["bench", "ablation", "--episodes", "0", "--root", tmp / "runs"], ["--episodes"], [tmp / "runs"]
+    )
+
+
+@case("bench-ablation-unknown-option")
+def _(w, tmp):
+    return Spec(["bench", "ablation", "--episode", "3"], ["--episode"])
+
+
+@case("bench-ablation-unknown-config-key")
+def _(w, tmp):
+    return Spec(
+        ["bench", "ablation", "--root", tmp / "runs", "plan.samplez=3"], ["plan.samplez"], [tmp / "runs"]
+    )
+
+
 # ------------------------------------------------------------------------------------------ test
 
 LEFTOVERS = ("*.tmp", "*.tmp-*", ".*.tmp*", "*.parts")
@@ -1075,4 +1112,4 @@ def test_the_corpus_is_large_and_covers_every_command() -> None:
     assert len(CASES) >= 50
     prefixes = {name.split("-")[0] for name in CASES}
     assert {"config", "envs", "collect", "info", "check", "import", "pretrain", "probe"} <= prefixes
-    assert {"cache", "train", "eval", "plan"} <= prefixes
+    assert {"cache", "train", "eval", "plan", "bench"} <= prefixes

@@ -1,0 +1,207 @@
+"""`wm bench ablation`: is latent prediction a better planning latent than the alternatives?
+
+Same play data, same AC predictor recipe, same planner and budget, four latent spaces: our V-JEPA
+encoder, the MAE encoder (same backbone, data and steps), a random-init ViT and raw pixels (the
+two baselines are exported as encoder files, `worldmodel/baseline_encoders.py`, so they run
+through the very same cache, predictor and eval). Per latent space: probe (rank correlations and
+R² on held-out Push frames, at the planner's pooling), then success on each task with the
+encoder alone (simulator dynamics) and with the learned predictor. Every stage is reused when run
+again. Writes benchmarks/results/ablation.json and the README table between the ABLATION markers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+from pathlib import Path
+from typing import NoReturn
+
+from benchmarks.common import RESULTS_DIR, write_result
+from worldmodel.config import Config, load_config
+from worldmodel.demo import StageResult, ac_stages, collect_stage, pretrain_stage, run_stage, say
+from worldmodel.errors import UserError
+
+LATENTS = ("ours", "mae", "random", "pixels")
+README = Path(__file__).resolve().parent.parent / "README.md"
+START, END = "<!-- ABLATION-TABLE:START -->", "<!-- ABLATION-TABLE:END -->"
+PROBE_ENV = "jepa_wm/Push-v0"
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """Bad options are one clear line through `wm`'s error handling, not argparse's usage dump."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UserError(f"wm bench ablation: {message} (see wm bench ablation -h)")
+
+
+def positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return int(text)
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = ArgumentParser(
+        prog="wm bench ablation", description=__doc__.split("\n\n")[0], allow_abbrev=False
+    )
+    parser.add_argument("--preset", default="tiny", help="preset of data, encoders, predictor, planner")
+    parser.add_argument("--episodes", type=positive, default=10, help="held-out episodes per task and row")
+    parser.add_argument("--tasks", default="jepa_wm/Reach-v0,jepa_wm/Push-v0", help="comma-separated env ids")
+    parser.add_argument("--latents", default=",".join(LATENTS), help=f"subset of {','.join(LATENTS)}")
+    parser.add_argument(
+        "--probe-episodes", type=positive, default=20, help="held-out Push episodes for the probe"
+    )
+    parser.add_argument("--root", default="runs", help="runs folder (ours is runs/pretrain/<preset>)")
+    parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR, help="where ablation.json goes")
+    parser.add_argument("--no-readme", action="store_true", help="do not rewrite the README table")
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        help="config overrides for every latent space, e.g. plan.samples=64 eval.budget=30",
+    )
+    return parser.parse_args(argv)
+
+
+def encoder_stage(base: Config, latent: str) -> tuple[StageResult, Path]:
+    """Our encoder is the preset's (the demo's); MAE is pretrained on the same data and steps."""
+    config = copy.deepcopy(base)
+    if latent in ("pixels", "random"):
+        from worldmodel.baseline_encoders import export_baseline
+
+        folder = Path(base.run.root) / "ablation" / latent
+        stage = run_stage(
+            f"{latent}: encoder",
+            (folder / "encoder.safetensors").exists,
+            lambda: str(export_baseline(latent, folder, base.jepa.encoder, seed=base.run.seed)),
+        )
+        return stage, folder
+    if latent == "mae":
+        config.run.name = f"{base.run.name}_mae"
+        config.pretrain.method = "mae"
+    return pretrain_stage(config, f"{latent}: pretrain")
+
+
+def probe_stage(latent: str, encoder_dir: Path, grid: int, episodes: int, out: Path) -> StageResult:
+    def do_probe() -> str:
+        from worldmodel.probe_run import run_probe, write_probe
+
+        rows = run_probe([str(encoder_dir)], [grid], PROBE_ENV, episodes, 30, "heldout")
+        write_probe(rows, out)
+        return f"rank corr EE {rows[0]['rank_corr_ee']:.3f}, cube {rows[0]['rank_corr_cube']:.3f}"
+
+    return run_stage(f"{latent}: probe", out.exists, do_probe)
+
+
+def eval_stage(config: Config, latent: str, encoder_dir: Path, ac_dir: Path, out_dir: Path) -> StageResult:
+    config.eval.encoder = str(encoder_dir)
+    config.eval.world_model = str(ac_dir)
+    config.eval.rows = ["simulator", "learned"]
+
+    def do_eval() -> str:
+        from worldmodel.evaluate import evaluate, write_outputs
+
+        write_outputs(config, evaluate(config), out_dir)
+        return str(out_dir / "results.json")
+
+    return run_stage(f"{latent}: eval", (out_dir / "results.json").exists, do_eval)
+
+
+def run_latent(base: Config, latent: str, args: argparse.Namespace) -> dict:
+    """Every stage for one latent space; returns its probe and success figures."""
+    folder = Path(base.run.root) / "ablation" / latent
+    stage, encoder_dir = encoder_stage(base, latent)
+    grid = base.eval.latent_grid
+    probe_json = folder / "probe.json"
+    probe_stage(latent, encoder_dir, grid, args.probe_episodes, probe_json)
+    config = copy.deepcopy(base)
+    config.run.name = f"ablation_{latent}"
+    config.train.cache = str(folder / "embeddings.h5")
+    ac_stages(config, encoder_dir, prefix=f"{latent}: ")
+    ac_dir = Path(base.run.root) / "ac" / config.run.name
+    eval_dir = folder / "eval"
+    eval_stage(config, latent, encoder_dir, ac_dir, eval_dir)
+    probe = json.loads(probe_json.read_text())[0]
+    rows = json.loads((eval_dir / "results.json").read_text())["results"]
+    return {
+        "encoder": str(encoder_dir),
+        "tokens": probe["tokens"],
+        "probe": {
+            k: probe[k]
+            for k in ("rank_corr_ee", "rank_corr_ee_near", "rank_corr_cube", "probe_r2_ee", "probe_r2_cube")
+        },
+        "success": {
+            f"{r['task'].split('/')[-1]} {r['row']}": {
+                "success_rate": r["success_rate"],
+                "ci95": [r["ci_low"], r["ci_high"]],
+                "mean_final_distance_cm": r["mean_final_distance_cm"],
+                "episodes": r["episodes"],
+            }
+            for r in rows
+        },
+    }
+
+
+NAMES = {"ours": "ours (V-JEPA)", "mae": "MAE", "random": "random-init ViT", "pixels": "raw pixels"}
+
+
+def table(results: dict[str, dict], tasks: list[str]) -> str:
+    """Markdown: one row per latent space; success cells are `rate (final distance)`."""
+    cols = [f"{t.split('/')[-1]} {row}" for t in tasks for row in ("simulator", "learned")]
+    head = ["latent", "tokens", "rank corr EE", "rank corr cube", "R² EE", "R² cube", *cols]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for latent, r in results.items():
+        p = r["probe"]
+        cells = [NAMES.get(latent, latent), str(r["tokens"])]
+        cells += [f"{p[k]:.3f}" for k in ("rank_corr_ee", "rank_corr_cube", "probe_r2_ee", "probe_r2_cube")]
+        for col in cols:
+            s = r["success"].get(col)
+            cells.append(f"{s['success_rate']:.0%} ({s['mean_final_distance_cm']:.1f} cm)" if s else "-")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def update_readme(markdown: str, readme: Path = README) -> None:
+    text = readme.read_text()
+    if START not in text or END not in text:
+        text += f"\n## Ablation: four latent spaces\n\n{START}\n{END}\n"
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    readme.write_text(f"{head}{START}\n{markdown}\n{END}{tail}")
+
+
+def main(argv: list[str] | None = None) -> dict[str, dict]:
+    args = parse(argv)
+    latents = [name for name in args.latents.split(",") if name]
+    unknown = sorted(set(latents) - set(LATENTS))
+    if unknown:
+        raise UserError(
+            f"wm bench ablation: --latents: expected names from {','.join(LATENTS)}, got {unknown[0]!r}"
+        )
+    base = load_config([f"preset={args.preset}", f"run.root={args.root}", *args.overrides])
+    base.eval.tasks = [t for t in args.tasks.split(",") if t]
+    base.eval.episodes = args.episodes
+    import torch
+
+    torch.set_num_threads(base.run.num_threads)
+    collect_stage(base)
+    results = {}
+    for latent in latents:
+        results[latent] = run_latent(base, latent, args)
+        say(f"[ablation] {latent}: {json.dumps(results[latent]['success'])}")
+    markdown = table(results, base.eval.tasks)
+    print(markdown)
+    figures = {
+        f"{latent} {key}": value["success_rate"] if isinstance(value, dict) else value
+        for latent, r in results.items()
+        for key, value in {**r["probe"], **r["success"]}.items()
+    }
+    config = {"preset": args.preset, "episodes": args.episodes, "tasks": base.eval.tasks, "latents": latents}
+    write_result("ablation", config, figures, args.results_dir)
+    if not args.no_readme:
+        update_readme(markdown)
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""Baseline latent spaces as ordinary encoder files (`wm baseline`).
+
+Written as `encoder.safetensors` like a pretrained encoder, a baseline goes through exactly the
+same embedding cache, AC predictor, planner and eval as ours: that is what makes the ablation
+(`wm bench ablation`) a comparison of latent spaces and nothing else.
+
+- `random`: our encoder's architecture (the preset's `jepa.encoder`) at its seeded random init.
+- `pixels`: raw 8x8 pixel patches. The patch embedding copies each patch's ImageNet-normalised
+  pixels (mean over the tubelet's frames) into its token, at index `c*p*p + dy*p + dx` as
+  `probe.pixel_tokens` orders them; the one block is an exact identity (zero output projections);
+  the final LayerNorm has unit scale. Like every latent the planner sees, the tokens are then
+  layer-normed, so each patch loses its mean colour and contrast: this is the pixel baseline after
+  the planner's own post-processing, not `pixel_tokens`' raw [0, 1] values used by `wm probe`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from worldmodel.checkpoints import save_encoder
+from worldmodel.errors import UserError
+from worldmodel.vit import VisionTransformer, ViTConfig
+
+BASELINES = ("pixels", "random")
+
+
+def random_encoder(cfg: ViTConfig, seed: int = 0) -> VisionTransformer:
+    torch.manual_seed(seed)
+    return VisionTransformer(replace(cfg)).eval()
+
+
+def pixel_encoder(image_size: int = 64, patch: int = 8) -> VisionTransformer:
+    """A ViT whose output tokens are the (layer-normed) pixels of each patch."""
+    width = 3 * patch * patch
+    cfg = ViTConfig(
+        embed_dim=width, depth=1, num_heads=1, mlp_hidden=4, patch_size=patch, img_size=image_size
+    )
+    encoder = VisionTransformer(cfg).eval()
+    with torch.no_grad():
+        for parameter in encoder.parameters():
+            parameter.zero_()
+        proj = encoder.patch_embed.proj.weight  # [D, 3, tubelet, p, p]
+        index = torch.arange(width)
+        channel, rest = index // (patch * patch), index % (patch * patch)
+        proj[index, channel, :, rest // patch, rest % patch] = 1.0 / cfg.tubelet_size
+        encoder.norm.weight.fill_(1.0)  # blocks: zero proj/fc2 (and norms) -> the residual stream passes
+    return encoder
+
+
+def export_baseline(kind: str, out_dir: str | Path, like: ViTConfig, seed: int = 0) -> Path:
+    """Write `out_dir/encoder.safetensors` (atomically) for a baseline latent space shaped `like`
+    our encoder (same architecture for `random`; same patch and image size for `pixels`)."""
+    from worldmodel.pretrain import encoder_metadata
+
+    if kind not in BASELINES:
+        raise UserError(f"baseline '{kind}': expected one of {', '.join(BASELINES)}")
+    if kind == "random":
+        encoder = random_encoder(like, seed)
+    else:
+        encoder = pixel_encoder(like.img_size, like.patch_size)
+    state = encoder.state_dict()
+    path = Path(out_dir) / "encoder.safetensors"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = encoder_metadata(encoder.cfg, state) | {"baseline": kind, "seed": str(seed)}
+    return save_encoder(encoder, path, meta)
