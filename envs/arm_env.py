@@ -29,7 +29,7 @@ from gymnasium import spaces
 
 from envs.arm import Arm, ControlSpec
 from envs.goals import place_scene, render_goal
-from envs.tasks import TASKS, Goal, Task
+from envs.tasks import TASKS, Goal, Scene, Task
 from envs.variations import MAX_DISTRACTORS, SPLITS, Variation, apply_variation, sample_variation
 
 CONTROL_HZ_RANGE = (4.0, 10.0)
@@ -89,6 +89,7 @@ class ArmGoalEnv(gym.Env):
         self.state_names = STATE_NAMES
         self.variation: Variation | None = None
         self.goal: Goal | None = None
+        self.start: Scene | None = None
         self._goal_pixels = np.zeros(size, dtype=np.uint8)
 
     # --- gymnasium API --------------------------------------------------------------------
@@ -105,6 +106,7 @@ class ArmGoalEnv(gym.Env):
         start = self.task.sample_start(task_rng)
         self.goal = self.task.sample_goal(task_rng, start)
         place_scene(self.arm, start)
+        self.start = start
         if self.render_pixels:
             self._goal_pixels = render_goal(self.arm, self.goal.scene, self.image_size)
         return self._observation(), self._info()
@@ -155,6 +157,18 @@ class ArmGoalEnv(gym.Env):
 
     def goal_pixels(self) -> np.ndarray:
         return self._goal_pixels.copy()
+
+    def subgoal_scenes(self) -> list[Scene]:
+        """The task's sub-goal scenes for this episode (the last is the goal scene)."""
+        if self.goal is None or self.start is None:
+            raise RuntimeError("call reset() before subgoal_scenes()")
+        return self.task.subgoals(self.start, self.goal)
+
+    def subgoal_pixels(self) -> list[np.ndarray]:
+        """Sub-goal images, rendered as the goal image is (teleport, render, restore the exact
+        simulator state); the last one is the goal image itself."""
+        scenes = self.subgoal_scenes()
+        return [render_goal(self.arm, s, self.image_size) for s in scenes[:-1]] + [self.goal_pixels()]
 
     # --- internals ------------------------------------------------------------------------
     def _observation(self) -> dict[str, np.ndarray]:

@@ -22,6 +22,7 @@ CUBE_HALF = 0.03  # a 6 cm cube: ~6 px wide at 64x64, and the 8 cm gripper still
 # Gripper opening ([0, 1]) whose finger pads just touch the cube's sides: goal images show it held.
 HOLD_OPENING = 0.69
 GRASP_DEPTH = -0.008  # EE below the cube centre when grasping (the fingers wrap the cube)
+PREGRASP_HEIGHT = 0.07  # EE above the cube centre in PickPlace's first sub-goal (open hand)
 # Where cubes start and goals lie (table plane, metres). The EE regions sit inside the control
 # workspace (envs/arm.py) and inside the camera's framing (envs/variations.py).
 CUBE_REGION_LOW = np.array([0.36, -0.18])
@@ -72,6 +73,11 @@ class Task:
 
     def is_success(self, ee_pos: np.ndarray, cube_pos: np.ndarray, goal: Goal) -> bool:
         return self.distance(ee_pos, cube_pos, goal) < self.success_threshold
+
+    def subgoals(self, start: Scene, goal: Goal) -> list[Scene]:
+        """Scenes a planner may aim at in turn (sub-goal images, as V-JEPA 2-AC uses for
+        pick-and-place); the last one is always the goal scene."""
+        return [goal.scene]
 
 
 class ReachTask(Task):
@@ -124,6 +130,15 @@ class PickPlaceTask(Task):
 
     def distance(self, ee_pos: np.ndarray, cube_pos: np.ndarray, goal: Goal) -> float:
         return float(np.linalg.norm(cube_pos - goal.cube_pos))
+
+    def subgoals(self, start: Scene, goal: Goal) -> list[Scene]:
+        """Open hand above the cube, then closed on it where it starts, then the goal scene."""
+        cube = start.cube_pos
+        above = Scene(ee_pos=cube + np.array([0.0, 0.0, PREGRASP_HEIGHT]), gripper=1.0, cube_pos=cube.copy())
+        grasp = Scene(
+            ee_pos=cube + np.array([0.0, 0.0, GRASP_DEPTH]), gripper=HOLD_OPENING, cube_pos=cube.copy()
+        )
+        return [above, grasp, goal.scene]
 
 
 TASKS: dict[str, type[Task]] = {"reach": ReachTask, "push": PushTask, "pickplace": PickPlaceTask}

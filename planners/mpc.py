@@ -54,15 +54,22 @@ def run_mpc(
     record: bool = False,
     goal_pixels: np.ndarray | None = None,
     on_step: Callable[[int, int, float, dict], None] | None = None,
+    subgoals: bool = False,
 ) -> MPCResult:
     """Run len(seeds) episodes in parallel for `budget` steps each.
 
     `goal_pixels` (uint8 [H,W,3], the env's image size) replaces every episode's own goal image
     for planning; the env still judges success and distance against its own goal. `on_step`
     is called as `(episode, step, planned_energy, info)` after each executed action.
+    `subgoals=True` plans towards the task's sub-goal images in turn (`subgoal_index`: equal
+    shares of the budget, the goal image last); tasks without sub-goals just use their goal.
     """
     if goal_pixels is not None and isinstance(wm, OracleWorldModel):
         raise ValueError("the oracle world model plans on true positions: it cannot use a goal image")
+    if goal_pixels is not None and subgoals:
+        raise ValueError(
+            "sub-goals come from the env's own scenes: they cannot be combined with a goal image"
+        )
     envs = [make_env(env_id, **(env_kwargs or {})) for _ in seeds]
     observations, infos = zip(
         *(env.reset(seed=seed) for env, seed in zip(envs, seeds, strict=True)), strict=True
@@ -72,7 +79,7 @@ def run_mpc(
     goals = (
         None if oracle else [info["goal_pixels"] if goal_pixels is None else goal_pixels for info in infos]
     )
-    z_goal = _goal_latents(wm, envs, goals, oracle)
+    z_goals = _goal_latents(wm, envs, goals, oracle, subgoals)  # [E, n_subgoals, N, D]
     planner.reset()
     outcomes = [EpisodeOutcome(env_id, seed, False, float("nan"), None) for seed in seeds]
     if record and goals is not None:
@@ -89,6 +96,7 @@ def run_mpc(
                 [getattr(env.unwrapped, "variation", None) for env in envs],
             )
         start = time.perf_counter()
+        z_goal = z_goals[:, subgoal_index(step, budget, z_goals.shape[1])]
         result = planner.plan(wm, z_obs, states, z_goal)
         plan_seconds += time.perf_counter() - start
         plan = result.actions.detach().cpu().numpy()
@@ -116,10 +124,36 @@ def run_mpc(
     return MPCResult(outcomes, 1000 * plan_seconds / actions_taken, plan_seconds)
 
 
-def _goal_latents(wm: WorldModel, envs: list, goals: list | None, oracle: bool) -> torch.Tensor:
+def subgoal_index(step: int, budget: int, count: int) -> int:
+    """Which of `count` sub-goals step `step` (0-based) of `budget` aims at: equal shares, and the
+    last step always aims at the last one (the goal), even when budget < count."""
+    budget = max(budget, 1)
+    return min(count - 1, max(0, -(-(step + 1) * count // budget) - 1))
+
+
+def _goal_latents(
+    wm: WorldModel, envs: list, goals: list | None, oracle: bool, subgoals: bool
+) -> torch.Tensor:
+    """[E, n, N, D]: each episode's goal (n = 1) or its n sub-goals, the goal last."""
     if oracle:
-        return torch.from_numpy(np.stack([goal_feature(env.unwrapped) for env in envs])).float()[:, None]
-    return wm.encode(torch.from_numpy(np.stack(goals)))
+        scenes = [env.unwrapped.subgoal_scenes() if subgoals else [env.unwrapped.goal.scene] for env in envs]
+        features = [
+            [goal_feature(env.unwrapped, scene) for scene in row]
+            for env, row in zip(envs, scenes, strict=True)
+        ]
+        return torch.from_numpy(np.array(features)).float()[:, :, None]
+    images = [
+        env.unwrapped.subgoal_pixels() if subgoals else [goal] for env, goal in zip(envs, goals, strict=True)
+    ]
+    count = len(images[0])
+    z = wm.encode(torch.from_numpy(np.stack([image for row in images for image in row])))
+    return z.reshape(len(envs), count, *z.shape[1:])
+
+
+def _subgoal_images(env, goal: np.ndarray, subgoals: bool) -> list[np.ndarray]:
+    """The env's sub-goal images if asked and it has them (our arm tasks), else just the goal."""
+    render = getattr(env, "subgoal_pixels", None)
+    return render() if subgoals and render is not None else [goal]
 
 
 def _observation_latents(wm: WorldModel, envs: list, observations: list, oracle: bool) -> torch.Tensor:

@@ -115,21 +115,18 @@ def task_feature(env) -> np.ndarray:
     Push adds the end effector at 0.3 weight so the energy also rewards reaching the cube; without
     it, a 5-step horizon rarely samples contact and the true distance is flat.
     """
-    name = env.task.name
-    ee, cube = env.ee_pos(), env.cube_pos()
-    if name == "reach":
+    return scene_feature(env.task.name, env.ee_pos(), env.cube_pos())
+
+
+def scene_feature(task: str, ee: np.ndarray, cube: np.ndarray) -> np.ndarray:
+    if task == "reach":
         return ee
-    if name == "push":
+    if task == "push":
         return np.concatenate([cube[:2], 0.3 * ee])
     return np.concatenate([cube, 0.3 * ee])
 
 
-def goal_feature(env) -> np.ndarray:
-    """`task_feature` of the goal scene (privileged; the oracle row only)."""
-    name = env.task.name
-    goal = env.goal
-    if name == "reach":
-        return goal.ee_pos
-    if name == "push":
-        return np.concatenate([goal.cube_pos[:2], 0.3 * goal.ee_pos])
-    return np.concatenate([goal.cube_pos, 0.3 * goal.ee_pos])
+def goal_feature(env, scene=None) -> np.ndarray:
+    """`task_feature` of the goal scene, or of another (sub-goal) scene (privileged; oracle only)."""
+    scene = env.goal.scene if scene is None else scene
+    return scene_feature(env.task.name, scene.ee_pos, scene.cube_pos)

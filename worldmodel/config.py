@@ -150,6 +150,10 @@ class EvalConfig:
     # cem plan output of the simulator rows: with so few samples the elites' mean is noise of
     # about one step near the goal, the best sampled sequence is not (benchmarks/experiments.md).
     sim_output: str = "best"
+    # Plan towards the task's sub-goal images in turn, each for an equal share of the budget
+    # (PickPlace: open hand above the cube, hand closed on it, then the goal), as V-JEPA 2-AC does
+    # for pick-and-place. Tasks without sub-goals (Reach, Push) use their goal image throughout.
+    subgoals: bool = False
     name: str = "eval"
 
     def validate(self) -> None:

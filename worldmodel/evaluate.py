@@ -145,8 +145,9 @@ def evaluate(config: Config, progress: bool = True) -> list[RowResult]:
                     f"[eval] {env_id} row={row}: {ev.episodes} episodes x {ev.budget} steps ...", flush=True
                 )
             outcome = run_mpc(
-                env_id, wm, planner, seeds, ev.budget, env_kwargs, execute=config.plan.execute, record=True
-            )
+                env_id, wm, planner, seeds, ev.budget, env_kwargs, execute=config.plan.execute, record=True,
+                subgoals=ev.subgoals,
+            )  # fmt: skip
             clip = first_episode_clip(outcome.outcomes[0], probe_env)
             for o in outcome.outcomes:  # run_mpc records every episode: keep only the clip's frames
                 o.frames, o.distances, o.goal = [], [], None

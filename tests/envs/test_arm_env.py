@@ -199,3 +199,31 @@ def test_render_preview_puts_first_frame_and_goal_side_by_side() -> None:
 def test_render_preview_unknown_id_is_one_clear_line() -> None:
     with pytest.raises(ValueError, match="env id 'jepa_wm/Nope-v0' is not registered"):
         render_preview("jepa_wm/Nope-v0")
+
+
+def test_pickplace_subgoals_go_above_the_cube_then_grasp_it_then_the_goal() -> None:
+    env = make_env("jepa_wm/PickPlace-v0")
+    _, info = env.reset(seed=4)
+    u = env.unwrapped
+    cube = u.cube_pos()
+    above, grasp, final = u.subgoal_scenes()
+    np.testing.assert_allclose(final.cube_pos, u.goal.cube_pos)
+    assert above.gripper == 1.0 and above.ee_pos[2] > cube[2] + 0.05
+    np.testing.assert_allclose(above.ee_pos[:2], cube[:2], atol=1e-3)
+    assert grasp.gripper < 1.0 and abs(grasp.ee_pos[2] - cube[2]) < 0.02
+    np.testing.assert_allclose(grasp.cube_pos, cube, atol=1e-3)
+    before = u.get_sim_state()
+    images = u.subgoal_pixels()
+    np.testing.assert_array_equal(u.get_sim_state(), before)  # rendering left no trace
+    assert len(images) == 3 and np.array_equal(images[-1], info["goal_pixels"])
+    assert not np.array_equal(images[0], images[1]) and not np.array_equal(images[1], images[2])
+    env.close()
+
+
+@pytest.mark.parametrize("env_id", ["jepa_wm/Reach-v0", "jepa_wm/Push-v0"])
+def test_reach_and_push_have_only_their_goal_as_subgoal(env_id: str) -> None:
+    env = make_env(env_id)
+    _, info = env.reset(seed=1)
+    images = env.unwrapped.subgoal_pixels()
+    assert len(images) == 1 and np.array_equal(images[0], info["goal_pixels"])
+    env.close()

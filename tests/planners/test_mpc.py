@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from envs.registration import make_env
 from planners import ActionBounds, make_planner
-from planners.mpc import run_mpc
-from planners.simulator import OracleWorldModel, SimulatorWorldModel
+from planners.mpc import run_mpc, subgoal_index
+from planners.simulator import OracleWorldModel, SimulatorWorldModel, goal_feature
 from worldmodel.probe import pixel_tokens, pool_tokens
 
 
@@ -78,3 +79,43 @@ def test_simulator_rollout_renders_the_episode_appearance() -> None:
     frame = wm.rollout(z_obs, torch.zeros(1, 7), torch.zeros(1, 1, 7))[0, -1, 0]
     after_zero_step = env.step(np.zeros(7, dtype=np.float32))[0]["pixels"].reshape(-1)
     assert np.abs(frame.numpy() - after_zero_step.astype(np.float32)).mean() < 0.5
+
+
+@pytest.mark.parametrize("budget", [1, 2, 5, 6, 30])
+@pytest.mark.parametrize("count", [1, 2, 3])
+def test_subgoal_schedule_is_monotone_and_ends_on_the_goal(budget: int, count: int) -> None:
+    schedule = [subgoal_index(step, budget, count) for step in range(budget)]
+    assert schedule == sorted(schedule) and schedule[-1] == count - 1
+    assert all(0 <= i < count for i in schedule)
+    if budget % count == 0:  # equal shares
+        assert all(schedule.count(i) == budget // count for i in range(count))
+
+
+class RecordingPlanner:
+    """The real CEM, remembering the goal it was asked to reach at every step."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.goals = inner, []
+
+    def reset(self) -> None:
+        self.inner.reset()
+
+    def plan(self, wm, z, states, z_goal):
+        self.goals.append(z_goal.clone())
+        return self.inner.plan(wm, z, states, z_goal)
+
+
+def test_mpc_aims_at_each_pickplace_subgoal_in_turn() -> None:
+    env_id = "jepa_wm/PickPlace-v0"
+    env = make_env(env_id, render_pixels=False)
+    env.reset(seed=7)
+    expected = [torch.tensor(goal_feature(env.unwrapped, s)).float() for s in env.unwrapped.subgoal_scenes()]
+    bounds = ActionBounds.from_box(env.action_space, fixed_dims=[3, 4, 5])
+    planner = RecordingPlanner(
+        make_planner("cem", bounds=bounds, samples=8, iterations=1, horizon=1, gripper_dim=6)
+    )
+    run_mpc(env_id, OracleWorldModel(env_id, {}), planner, [7], 6, {"render_pixels": False}, subgoals=True)
+    assert len(planner.goals) == 6
+    for step, goal in enumerate(planner.goals):
+        torch.testing.assert_close(goal[0, 0], expected[step // 2])
+    assert not torch.allclose(expected[0], expected[2])
