@@ -63,6 +63,9 @@ def export_baseline(kind: str, out_dir: str | Path, like: ViTConfig, seed: int =
         encoder = pixel_encoder(like.img_size, like.patch_size)
     state = encoder.state_dict()
     path = Path(out_dir) / "encoder.safetensors"
+    blocker = next((p for p in (path.parent, *path.parent.parents) if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        raise UserError(f"baseline output folder '{out_dir}': '{blocker}' is a file, not a folder")
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = encoder_metadata(encoder.cfg, state) | {"baseline": kind, "seed": str(seed)}
     return save_encoder(encoder, path, meta)

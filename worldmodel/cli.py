@@ -120,6 +120,22 @@ def pretrain_command(overrides: list[str] = typer.Argument(None, help=OVERRIDES_
     console.print(f"encoder: {path / 'encoder.safetensors'}  metrics: {path / 'metrics.csv'}")
 
 
+@app.command("baseline")
+def baseline_command(
+    kind: str = typer.Argument(..., help="pixels (raw 8x8 patches) | random (our ViT, random init)."),
+    out: Path = typer.Option(..., "--out", help="Folder to write encoder.safetensors into."),
+    overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP),
+) -> None:
+    """Export a baseline latent space as an encoder file, so `wm cache`, `wm train` and `wm eval`
+    run it exactly like a pretrained encoder (the ablation does this for pixels and random)."""
+    from worldmodel.baseline_encoders import export_baseline
+    from worldmodel.config import load_config
+
+    config = load_config(overrides)
+    path = export_baseline(kind, out, config.jepa.encoder, seed=config.run.seed)
+    console.print(f"encoder: {path}")
+
+
 @app.command("probe")
 def probe_command(
     encoder: str = typer.Argument(

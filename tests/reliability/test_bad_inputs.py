@@ -1040,6 +1040,21 @@ def _(w, tmp):
     return plan_spec(tmp, ["predictor.safetensors"], "--row", "learned", f"eval.world_model={path}")
 
 
+# ---------------------------------------------------------------------------------- baseline
+
+
+@case("baseline-unknown-kind")
+def _(w, tmp):
+    return Spec(["baseline", "jpeg", "--out", tmp / "enc"], ["jpeg"], [tmp / "enc"])
+
+
+@case("baseline-output-folder-blocked")
+def _(w, tmp):
+    (tmp / "blocker").write_text("a file")
+    out = tmp / "blocker" / "enc"
+    return Spec(["baseline", "pixels", "--out", out], ["blocker"], [out])
+
+
 # ------------------------------------------------------------------------------------- bench
 
 
