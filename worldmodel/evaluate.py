@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import resource
 import time
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -21,6 +20,7 @@ import torch
 
 from worldmodel.config import Config, to_yaml
 from worldmodel.errors import UserError
+from worldmodel.peak_memory import PeakMemory
 
 MAX_CLIP_FRAMES = 40  # the report's episode video: at most this many frames, evenly spaced
 
@@ -49,7 +49,7 @@ class RowResult:
     mean_final_distance_cm: float
     median_steps_to_success: float | None
     ms_per_action: float
-    peak_memory_mb: float
+    peak_memory_mb: float  # the row's own peak: process RSS (CPU) or the CUDA allocator's peak
     planner: str
     energies: list[list[float]]
     episode: EpisodeClip | None = None  # first episode's frames, for report.html only
@@ -144,15 +144,17 @@ def evaluate(config: Config, progress: bool = True) -> list[RowResult]:
                 print(
                     f"[eval] {env_id} row={row}: {ev.episodes} episodes x {ev.budget} steps ...", flush=True
                 )
-            outcome = run_mpc(
-                env_id, wm, planner, seeds, ev.budget, env_kwargs, execute=config.plan.execute, record=True,
-                subgoals=ev.subgoals,
-            )  # fmt: skip
+            with PeakMemory() as peak:  # this row's peak, not the process's running maximum
+                outcome = run_mpc(
+                    env_id, wm, planner, seeds, ev.budget, env_kwargs, execute=config.plan.execute, record=True,
+                    subgoals=ev.subgoals,
+                )  # fmt: skip
             clip = first_episode_clip(outcome.outcomes[0], probe_env)
             for o in outcome.outcomes:  # run_mpc records every episode: keep only the clip's frames
                 o.frames, o.distances, o.goal = [], [], None
             encoder = {"oracle": "-", "random": "-", "simulator": ev.encoder}.get(row, ev.world_model)
-            results.append(summarise(env_id, row, Path(encoder).name or encoder, outcome, planner, clip))
+            name = Path(encoder).name or encoder
+            results.append(summarise(env_id, row, name, outcome, planner, clip, peak.cuda_mb or peak.mb))
         probe_env.close()
     return results
 
@@ -176,7 +178,13 @@ def first_episode_clip(outcome, probe_env) -> EpisodeClip:
 
 
 def summarise(
-    env_id: str, row: str, encoder: str, outcome, planner, episode: EpisodeClip | None = None
+    env_id: str,
+    row: str,
+    encoder: str,
+    outcome,
+    planner,
+    episode: EpisodeClip | None = None,
+    peak_mb: float = 0.0,
 ) -> RowResult:
     successes = sum(o.success for o in outcome.outcomes)
     n = len(outcome.outcomes)
@@ -195,7 +203,7 @@ def summarise(
         mean_final_distance_cm=100 * float(np.mean([o.final_distance for o in outcome.outcomes])),
         median_steps_to_success=float(np.median(steps)) if steps else None,
         ms_per_action=outcome.ms_per_action / max(n, 1),
-        peak_memory_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        peak_memory_mb=peak_mb,
         planner=label,
         energies=[o.energies for o in outcome.outcomes],
         episode=episode,
