@@ -8,6 +8,10 @@ Success thresholds (metres), judged on the final state of a fixed-budget episode
 - Reach: end effector (point between the fingertips) within 5 cm of the goal position (3-D).
 - Push: cube centre within 5 cm of the goal cube position in the table plane (2-D).
 - PickPlace: cube centre within 5 cm of the goal cube position (3-D; half the goals are lifted).
+
+Sub-goals (`Task.subgoals`, used when `eval.subgoals` lists the env): scenes a planner may aim at
+in turn before the goal, rendered like goal images. PickPlace: open hand 7 cm above the cube, then
+closed on it; Push: closed hand low behind the cube, opposite the push direction.
 """
 
 from __future__ import annotations
@@ -114,6 +118,14 @@ class PushTask(Task):
 
     def distance(self, ee_pos: np.ndarray, cube_pos: np.ndarray, goal: Goal) -> float:
         return float(np.linalg.norm(cube_pos[:2] - goal.cube_pos[:2]))
+
+    def subgoals(self, start: Scene, goal: Goal) -> list[Scene]:
+        """The closed hand low behind the cube (opposite the push direction), then the goal scene."""
+        cube = start.cube_pos
+        direction = goal.cube_pos[:2] - cube[:2]
+        direction = direction / max(float(np.linalg.norm(direction)), 1e-6)
+        ee = np.array([*(cube[:2] - direction * (CUBE_HALF + 0.04)), 0.04])
+        return [Scene(ee_pos=ee, gripper=0.0, cube_pos=cube.copy()), goal.scene]
 
 
 class PickPlaceTask(Task):

@@ -150,10 +150,11 @@ class EvalConfig:
     # cem plan output of the simulator rows: with so few samples the elites' mean is noise of
     # about one step near the goal, the best sampled sequence is not (benchmarks/experiments.md).
     sim_output: str = "best"
-    # Plan towards the task's sub-goal images in turn, each for an equal share of the budget
-    # (PickPlace: open hand above the cube, hand closed on it, then the goal), as V-JEPA 2-AC does
-    # for pick-and-place. Tasks without sub-goals (Reach, Push) use their goal image throughout.
-    subgoals: bool = False
+    # Env ids whose episodes plan towards the task's sub-goal images in turn, each for an equal
+    # share of the budget, the goal image last (envs/tasks.py `subgoals`): PickPlace = open hand
+    # above the cube, hand closed on it, goal (as V-JEPA 2-AC does for pick-and-place); Push =
+    # closed hand behind the cube, goal. Reach has none. Default: none (the goal image only).
+    subgoals: list[str] = field(default_factory=list)
     name: str = "eval"
 
     def validate(self) -> None:

@@ -147,7 +147,7 @@ def evaluate(config: Config, progress: bool = True) -> list[RowResult]:
             with PeakMemory() as peak:  # this row's peak, not the process's running maximum
                 outcome = run_mpc(
                     env_id, wm, planner, seeds, ev.budget, env_kwargs, execute=config.plan.execute, record=True,
-                    subgoals=ev.subgoals,
+                    subgoals=env_id in ev.subgoals,
                 )  # fmt: skip
             clip = first_episode_clip(outcome.outcomes[0], probe_env)
             for o in outcome.outcomes:  # run_mpc records every episode: keep only the clip's frames

@@ -122,9 +122,10 @@ def plan_episode(
     finally:
         probe.close()
     goal = load_goal_image(goal_image, pixels_shape[:2]) if goal_image is not None else None
-    if goal is not None and config.eval.subgoals:
+    subgoals = env_id in config.eval.subgoals
+    if goal is not None and subgoals:
         raise UserError(
-            "--goal-image: cannot be combined with eval.subgoals=true (sub-goals are the env's own scenes)"
+            f"--goal-image: cannot be combined with eval.subgoals listing {env_id} (sub-goals are the env's own scenes)"
         )
 
     planner = build_planner(config, action_space, row)
@@ -146,7 +147,7 @@ def plan_episode(
         record=True,
         goal_pixels=goal,
         on_step=report,
-        subgoals=config.eval.subgoals,
+        subgoals=subgoals,
     )
     outcome = result.outcomes[0]
     if outcome.goal is None:  # the oracle plans on positions: show the env's goal image anyway

@@ -220,9 +220,23 @@ def test_pickplace_subgoals_go_above_the_cube_then_grasp_it_then_the_goal() -> N
     env.close()
 
 
-@pytest.mark.parametrize("env_id", ["jepa_wm/Reach-v0", "jepa_wm/Push-v0"])
-def test_reach_and_push_have_only_their_goal_as_subgoal(env_id: str) -> None:
-    env = make_env(env_id)
+def test_push_subgoal_puts_the_closed_hand_behind_the_cube() -> None:
+    env = make_env("jepa_wm/Push-v0")
+    _, info = env.reset(seed=2)
+    u = env.unwrapped
+    behind, final = u.subgoal_scenes()
+    cube, goal = u.cube_pos(), u.goal.cube_pos
+    push = (goal - cube)[:2] / np.linalg.norm((goal - cube)[:2])
+    offset = behind.ee_pos[:2] - cube[:2]
+    assert np.dot(offset, push) < -0.05  # opposite the push direction
+    assert abs(np.cross(offset, push)) < 1e-6 and behind.gripper == 0.0 and behind.ee_pos[2] < 0.06
+    images = u.subgoal_pixels()
+    assert len(images) == 2 and np.array_equal(images[-1], info["goal_pixels"])
+    env.close()
+
+
+def test_reach_has_only_its_goal_as_subgoal() -> None:
+    env = make_env("jepa_wm/Reach-v0")
     _, info = env.reset(seed=1)
     images = env.unwrapped.subgoal_pixels()
     assert len(images) == 1 and np.array_equal(images[0], info["goal_pixels"])

@@ -18,6 +18,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from data.episodes import EpisodeWriter
 from tests.conftest import TINY_MODEL
@@ -1010,6 +1011,16 @@ def _(w, tmp):
 def _(w, tmp):
     goal = random_bytes(tmp / "goal.png")
     return plan_spec(tmp, ["goal.png"], "--row", "simulator", "--goal-image", goal)
+
+
+@case("plan-goal-image-with-subgoals")
+def _(w, tmp):
+    goal = tmp / "goal.png"
+    Image.fromarray(np.zeros((64, 64, 3), dtype=np.uint8)).save(goal)
+    return plan_spec(
+        tmp, ["--goal-image", "subgoals"], "--row", "simulator", "--env", "jepa_wm/Push-v0",
+        "eval.subgoals=[jepa_wm/Push-v0]", "--goal-image", goal,
+    )  # fmt: skip
 
 
 @case("plan-oracle-with-goal-image")
