@@ -22,12 +22,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from worldmodel.augment import colour_view
 from worldmodel.errors import ConfigError
 from worldmodel.errors import require as _need
 from worldmodel.masks import BlockMasks, MaskConfig, MultiBlockMasks
 from worldmodel.regularizers import REGULARIZERS, anti_collapse
 from worldmodel.rope import TILINGS, index_positions, rope_tables
 from worldmodel.vit import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
     Block,
     VisionTransformer,
     ViTConfig,
@@ -75,6 +78,9 @@ class JEPAConfig:
     # Optional anti-collapse term on per-clip context features (regularizers.py): none | vc | sigreg.
     regularizer: str = "none"
     regularizer_weight: float = 0.0
+    # Colour jitter strength of two independent views of each clip, one for the context encoder and
+    # one for the target encoder (augment.colour_view); 0 = one view (official).
+    view_jitter: float = 0.0
 
     def validate(self, prefix: str = "jepa") -> None:
         self.encoder.validate(f"{prefix}.encoder")
@@ -90,6 +96,7 @@ class JEPAConfig:
             " | ".join(REGULARIZERS),
             self.regularizer,
         )
+        _need(0.0 <= self.view_jitter <= 1.0, f"{prefix}.view_jitter", "a float in [0, 1]", self.view_jitter)
         _need(
             self.regularizer_weight >= 0,
             f"{prefix}.regularizer_weight",
@@ -201,8 +208,13 @@ class JEPA(nn.Module):
             )
         x = self.encoder.prepare_input(clips)
         _, gh, gw = self.encoder.token_grid(x)
+        x_target = x
+        if self.training and self.cfg.view_jitter > 0:
+            mean, std = torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD)
+            x_target = colour_view(x, self.cfg.view_jitter, mean, std)
+            x = colour_view(x, self.cfg.view_jitter, mean, std)
         with torch.no_grad():
-            target = self.target_features(x)
+            target = self.target_features(x_target)
         losses, preds, regs = [], [], []
         p = self.cfg.loss_exp
         use_reg = self.cfg.regularizer != "none" and self.cfg.regularizer_weight > 0

@@ -97,28 +97,62 @@ def distance_rank_correlation(
     return float(spearmanr(latent, true).statistic)
 
 
-def ridge_probe_r2(features: torch.Tensor, targets: np.ndarray, ridge: float = 1e-2, seed: int = 0) -> float:
-    """Held-out R^2 of a ridge regression from flattened features to targets (80/20 split)."""
+def fit_ridge(features: torch.Tensor, targets: np.ndarray | torch.Tensor, ridge: float = 1e-2):
+    """Ridge regression on standardised flattened features; returns `predict(features) -> targets`."""
     x = features.reshape(len(features), -1).double()
     y = torch.as_tensor(targets, dtype=torch.float64).reshape(len(targets), -1)
-    order = torch.from_numpy(np.random.default_rng(seed).permutation(len(x)))
-    cut = int(0.8 * len(x))
-    train, test = order[:cut], order[cut:]
-    mean, std = x[train].mean(0), x[train].std(0) + 1e-6
-    xs = (x - mean) / std
-    xs = torch.cat([xs, torch.ones(len(xs), 1, dtype=xs.dtype)], dim=1)
-    a = xs[train]
+    mean, std = x.mean(0), x.std(0) + 1e-6
+
+    def design(f: torch.Tensor) -> torch.Tensor:
+        xs = (f.reshape(len(f), -1).double() - mean) / std
+        return torch.cat([xs, torch.ones(len(xs), 1, dtype=xs.dtype)], dim=1)
+
+    a = design(features)
     # Dual form when features outnumber samples keeps the solve small.
     if a.shape[1] > a.shape[0]:
         kernel = a @ a.T + ridge * len(a) * torch.eye(len(a), dtype=a.dtype)
-        weights = a.T @ torch.linalg.solve(kernel, y[train])
+        weights = a.T @ torch.linalg.solve(kernel, y)
     else:
         gram = a.T @ a + ridge * len(a) * torch.eye(a.shape[1], dtype=a.dtype)
-        weights = torch.linalg.solve(gram, a.T @ y[train])
-    prediction = xs[test] @ weights
-    residual = ((prediction - y[test]) ** 2).sum()
-    total = ((y[test] - y[train].mean(0)) ** 2).sum()
+        weights = torch.linalg.solve(gram, a.T @ y)
+    return lambda f: design(f) @ weights
+
+
+def r2_score(
+    prediction: torch.Tensor, truth: np.ndarray | torch.Tensor, reference_mean: torch.Tensor
+) -> float:
+    y = torch.as_tensor(truth, dtype=torch.float64).reshape(len(truth), -1)
+    residual = ((prediction - y) ** 2).sum()
+    total = ((y - reference_mean) ** 2).sum()
     return float(1.0 - residual / total)
+
+
+def ridge_probe_r2(features: torch.Tensor, targets: np.ndarray, ridge: float = 1e-2, seed: int = 0) -> float:
+    """Held-out R^2 of a ridge regression from flattened features to targets (80/20 frame split)."""
+    y = torch.as_tensor(targets, dtype=torch.float64).reshape(len(targets), -1)
+    order = torch.from_numpy(np.random.default_rng(seed).permutation(len(features)))
+    cut = int(0.8 * len(features))
+    train, test = order[:cut], order[cut:]
+    predict = fit_ridge(features[train], y[train], ridge)
+    return r2_score(predict(features[test]), y[test], y[train].mean(0))
+
+
+def cross_appearance_probe(
+    fit_features: torch.Tensor,
+    fit_targets: np.ndarray,
+    test_features: torch.Tensor,
+    test_targets: np.ndarray,
+    ridge: float = 1e-2,
+) -> tuple[float, float]:
+    """Fit the ridge probe on frames of one visual split, test on another: (R^2, mean error in the
+    targets' unit). Frames of the same episodes on both sides of a random split (ridge_probe_r2)
+    flatter a latent that only memorises appearances; this is what the planner faces on new ones."""
+    predict = fit_ridge(fit_features, fit_targets, ridge)
+    y = torch.as_tensor(test_targets, dtype=torch.float64).reshape(len(test_targets), -1)
+    prediction = predict(test_features)
+    fit_mean = torch.as_tensor(fit_targets, dtype=torch.float64).reshape(len(fit_targets), -1).mean(0)
+    error = float((prediction - y).norm(dim=-1).mean())
+    return r2_score(prediction, y, fit_mean), error
 
 
 def collapse_stats(latents: torch.Tensor) -> tuple[float, float]:

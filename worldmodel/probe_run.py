@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from worldmodel.encoders import make_encode_fn
-from worldmodel.probe import ProbeReport, probe_latents
+from worldmodel.probe import ProbeReport, cross_appearance_probe, probe_latents
 
 
 def probe_frames(
@@ -43,15 +43,27 @@ def probe_frames(
 def run_probe(
     encoders: list[str], grids: list[int], env_id: str, episodes: int, steps: int, split: str
 ) -> list[dict]:
+    """Probe numbers per encoder and grid on `split` frames; the cross-appearance probe is fitted on
+    as many frames of the other split (other colours, lights, camera offsets)."""
     images, targets = probe_frames(env_id, episodes, steps, split)
+    other = "train" if split == "heldout" else "heldout"
+    fit_images, fit_targets = probe_frames(env_id, episodes, steps, other, seed=1)
     groups = targets.pop("episode")
     rows = []
     for name in encoders:
-        for grid in grids:
-            latents = make_encode_fn(name, grid, image_size=images.shape[1])(images)
+        # An AC run is probed once, through its own pooling or keypoint readout.
+        is_run = (Path(name) / "predictor.safetensors").is_file()
+        for grid in grids[:1] if is_run else grids:
+            encode = make_encode_fn(name, grid, image_size=images.shape[1])
+            latents, fit_latents = encode(images), encode(fit_images)
             # Within-episode pairs: same appearance, as when the planner compares frame and goal.
             report: ProbeReport = probe_latents(latents, targets, groups=groups)
-            rows.append({"encoder": name, "grid": grid, "tokens": grid * grid, **report.as_dict()})
+            cross = {}
+            for key in ("ee", "cube"):
+                r2, error = cross_appearance_probe(fit_latents, fit_targets[key], latents, targets[key])
+                cross |= {f"cross_r2_{key}": r2, f"cross_error_cm_{key}": 100 * error}
+            tokens = int(latents.shape[1])
+            rows.append({"encoder": name, "grid": grid, "tokens": tokens, **report.as_dict(), **cross})
     return rows
 
 

@@ -82,3 +82,4 @@ def test_probe_cli_compares_with_baselines(wm, tiny_dataset, tmp_path) -> None:
     rows = json.loads((run / "probe.json").read_text())
     assert [r["encoder"] for r in rows] == [str(run), "pixels", "random"]
     assert all(-1 <= r["rank_corr_ee"] <= 1 for r in rows)
+    assert all(r["cross_error_cm_ee"] > 0 and r["cross_r2_ee"] <= 1 for r in rows)  # fitted on train frames

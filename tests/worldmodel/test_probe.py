@@ -75,3 +75,27 @@ def test_near_goal_correlation_sees_only_close_pairs() -> None:
     assert probe_latents(embed(positions), {"ee": positions}).rank_correlation["ee_near"] > 0.8
     far_apart = np.arange(20, dtype=float)[:, None] * np.ones((1, 3))  # every pair > 1 m apart
     assert distance_rank_correlation(embed(far_apart), far_apart, max_distance=0.05) == 0.0
+
+
+def test_cross_appearance_probe_exposes_a_latent_entangled_with_appearance() -> None:
+    """Position read the same way in every scene transfers; position mixed with a per-scene
+    appearance code is fitted fine within one split and fails on the other."""
+    from worldmodel.probe import cross_appearance_probe, ridge_probe_r2
+
+    rng = np.random.default_rng(0)
+    mixing = rng.normal(size=(3, 16))
+
+    def frames(scenes: int, offset: float) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+        pos = rng.uniform(-0.3, 0.3, (scenes * 20, 3))
+        appearance = np.repeat(rng.uniform(offset, offset + 1, (scenes, 16)), 20, axis=0)
+        clean = pos @ mixing
+        entangled = clean * appearance  # the position's code depends on the scene
+        return torch.tensor(clean)[:, None], torch.tensor(entangled)[:, None], pos
+
+    fit_clean, fit_tangled, fit_pos = frames(10, 0.5)
+    test_clean, test_tangled, test_pos = frames(10, -1.5)  # disjoint appearance ranges
+    r2_clean, err_clean = cross_appearance_probe(fit_clean, fit_pos, test_clean, test_pos)
+    r2_tangled, err_tangled = cross_appearance_probe(fit_tangled, fit_pos, test_tangled, test_pos)
+    assert r2_clean > 0.99 and err_clean < 0.01
+    assert r2_tangled < 0.5 and err_tangled > 10 * err_clean
+    assert ridge_probe_r2(test_tangled, test_pos) > 0.7  # a within-split probe would not notice
