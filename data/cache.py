@@ -1,8 +1,9 @@
 """Embedding cache: frozen-encoder latents of every frame, so stage 2 never re-encodes images.
 
 One HDF5 file: root attrs `format="jepa-wm.embeddings"`, `encoder_hash` (content hash of the
-encoder weights), `preprocessing`, `latent_pool`, `source` (dataset path) and `source_signature`
-(size and mtime of every dataset file); one group per episode with `latents` float16 [T+1,N,D],
+encoder weights), `preprocessing`, `latent_pool`, `source` (dataset path), `source_signature`
+(size and mtime of every dataset file) and `augment` (colour-augmented copies: entry c*n + i is
+copy c of dataset episode i, copy 0 as recorded); one group per entry with `latents` float16 [T+1,N,D],
 `states` float32 [T+1,S], `actions` float32 [T,A]. A cache whose encoder hash, pooling or source
 signature differs from what the caller expects is refused with one line, never silently reused.
 
@@ -38,6 +39,7 @@ class CacheKey:
     latent_pool: int
     source: str
     source_signature: str
+    augment: str = "none"  # colour-augmented copies of each episode (worldmodel.stage2.augment_tag)
 
 
 def source_signature(dataset: str | Path) -> str:
@@ -191,10 +193,10 @@ def _mismatch(attrs: dict[str, Any], expected: CacheKey) -> str | None:
 
 
 def read_cache(
-    path: str | Path, episodes: Iterable[int] | None = None
+    path: str | Path, episodes: Iterable[int] | None = None, dtype: type = np.float32
 ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Episodes (all, or these indices in dataset order) as float32 latents, states, actions
-    (a cache is small: pooled tokens; analyses read only the held-out episodes).
+    """Entries (all, or these indices in dataset order) as latents (float32, or `dtype`: float16
+    halves the memory of a whole-grid cache), states, actions.
 
     Checked on the way in: each episode has `latents` [T+1,N,D] (the same N, D throughout),
     `states` [T+1,S] and `actions` [T,A]; the first problem is one DatasetError line."""
@@ -204,7 +206,7 @@ def read_cache(
             names = sorted(handle)
             for name in names if episodes is None else [names[i] for i in episodes]:
                 out.append(
-                    _cache_episode(handle[name], f"{path}: episode {name}", out[0][0] if out else None)
+                    _cache_episode(handle[name], f"{path}: episode {name}", out[0][0] if out else None, dtype)
                 )
     except DatasetError:
         raise
@@ -214,7 +216,7 @@ def read_cache(
 
 
 def _cache_episode(
-    group: h5py.Group, where: str, first: np.ndarray | None
+    group: h5py.Group, where: str, first: np.ndarray | None, dtype: type = np.float32
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     for key in ("latents", "states", "actions"):
         if not isinstance(group, h5py.Group) or key not in group:
@@ -229,4 +231,4 @@ def _cache_episode(
         raise DatasetError(f"{where}: key states: expected [{len(z)}, S], got {list(states.shape)}")
     if actions.ndim != 2 or len(actions) != len(z) - 1:
         raise DatasetError(f"{where}: key actions: expected [{len(z) - 1}, A], got {list(actions.shape)}")
-    return z.astype(np.float32), states, actions
+    return z.astype(dtype), states, actions

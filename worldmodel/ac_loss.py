@@ -34,7 +34,8 @@ def ac_loss(
     loss_exp: float = 1.0,
     extrinsics: Tensor | None = None,
 ) -> dict[str, Tensor]:
-    """Official stage-2 loss on a clip of T >= 2 frames.
+    """Official stage-2 loss on a clip of T >= 2 frames (layer norms skipped when the predictor's
+    `layer_norm_latents` is off: readout keypoints are compared as they are).
 
     z `[B,T,N,D]` encoder tokens, actions `[B,T-1,A]` (or `[B,T,A]`, the last one unused),
     states `[B,T,S]`. Teacher forcing: slots 0..T-2 predict frames 1..T-1. Rollout: the first
@@ -53,9 +54,10 @@ def ac_loss(
         raise UserError(f"ac_loss: auto_steps must be >= 1, got {auto_steps}")
     a, s = actions[:, : t - 1], states[:, : t - 1]
     e = None if extrinsics is None else extrinsics[:, : t - 1]
-    target = _ln(z)
+    norm = _ln if predictor.cfg.layer_norm_latents else (lambda x: x)
+    target = norm(z)
     pred_tf, cache = predictor.prefill(z[:, :-1], a, s, e)
-    pred_tf = _ln(pred_tf)
+    pred_tf = norm(pred_tf)
     tf_loss = _l1(pred_tf, target[:, 1:], loss_exp)
 
     n_ar = min(auto_steps, t - 1)
@@ -63,7 +65,7 @@ def ac_loss(
     cache = cache.truncate(1)
     for n in range(1, n_ar):
         nxt, cache = predictor.step(ar[-1], a[:, n], s[:, n], cache, None if e is None else e[:, n])
-        ar.append(_ln(nxt))
+        ar.append(norm(nxt))
     ar_loss = _l1(torch.stack(ar, dim=1), target[:, 1 : n_ar + 1], loss_exp)
     with torch.no_grad():
         copy_loss = _l1(target[:, :-1], target[:, 1:], loss_exp)

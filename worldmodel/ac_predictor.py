@@ -79,6 +79,9 @@ class ACPredictorConfig:
     grid_w: int = 2
     use_extrinsics: bool = False
     predict_delta: bool = False  # predict z_{t+1} - z_t instead of z_{t+1} (DESIGN §9 lever)
+    # Targets and predictions are layer-normed (official). False for readout latents (keypoint
+    # coordinates), whose absolute values are the positions (worldmodel/readout.py).
+    layer_norm_latents: bool = True
     qkv_bias: bool = True
     norm_eps: float = 1e-6
     init_std: float = 0.02

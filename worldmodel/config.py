@@ -22,6 +22,7 @@ from worldmodel.ac_predictor import ACPredictorConfig
 from worldmodel.errors import ConfigError
 from worldmodel.errors import require as _check
 from worldmodel.jepa import JEPAConfig, PredictorConfig
+from worldmodel.readout import ReadoutConfig
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 DEFAULT_PRESET = "tiny"
@@ -250,6 +251,11 @@ class TrainConfig:
     # Per-clip colour jitter of the frames before the frozen encoder (worldmodel/augment.py); 0 = off.
     # Needs from_cache=false (a cache holds one appearance per frame).
     color_jitter: float = 0.0
+    # Colour-augmented copies of every episode in the embedding cache (augment.colour_view, one
+    # random appearance per copy and episode, seeded): AC training (and the keypoint readout) see
+    # 1 + augment_copies appearances of each trajectory. 0 = the frames as recorded.
+    augment_copies: int = 0
+    augment_strength: float = 1.0
     # How planner rollouts update the state (stored in the run): compose (xyz/gripper add, euler-xyz
     # rotation composes as the arm env does) | add (every dim adds) | hold | auto (compose for 7-D
     # actions and states, else hold). See worldmodel/world_model.py.
@@ -265,6 +271,13 @@ class TrainConfig:
             "train.color_jitter",
             "0 unless train.from_cache=false (cached latents have one fixed appearance)",
             self.color_jitter,
+        )
+        _check(self.augment_copies >= 0, "train.augment_copies", "an integer >= 0", self.augment_copies)
+        _check(
+            0 < self.augment_strength <= 1,
+            "train.augment_strength",
+            "a number in (0, 1]",
+            self.augment_strength,
         )
         _check(self.loss_exp in (1.0, 2.0), "train.loss_exp", "1 (L1) or 2 (squared)", self.loss_exp)
         _check(self.batch_size >= 1, "train.batch_size", "an integer >= 1", self.batch_size)
@@ -298,6 +311,7 @@ class Config:
     mae: MAESection = field(default_factory=MAESection)  # pretrain.method=mae only
     ac: ACPredictorConfig = field(default_factory=ACPredictorConfig)  # grid_h/grid_w = latent pooling
     train: TrainConfig = field(default_factory=TrainConfig)
+    readout: ReadoutConfig = field(default_factory=ReadoutConfig)  # how the planner reads the tokens
 
     def validate(self) -> None:
         for f in fields(self):

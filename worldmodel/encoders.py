@@ -61,11 +61,17 @@ def pixel_encode_fn(grid: int, patch: int = 8) -> EncodeFn:
 
 
 def make_encode_fn(name: str, grid: int, image_size: int = 64, seed: int = 0) -> EncodeFn:
-    """`pixels`, `random` (a random-init tiny ViT), or a pretrain run folder / encoder file."""
+    """`pixels`, `random` (a random-init tiny ViT), a pretrain run folder / encoder file, or an AC
+    run folder (runs/ac/<name>): exactly the latent its planner uses (its pooling or keypoint
+    readout; `grid` is then ignored)."""
     if name == "pixels":
         return pixel_encode_fn(grid)
     if name == "random":
         torch.manual_seed(seed)
         return vit_encode_fn(VisionTransformer(ViTConfig(img_size=image_size)).eval(), grid)
+    if (Path(name) / "predictor.safetensors").is_file():
+        from worldmodel.world_model import WorldModel
+
+        return WorldModel.from_run(name).encode
     encoder, _ = load_encoder(name)
     return vit_encode_fn(encoder, grid)

@@ -6,7 +6,13 @@ encoder or pooling is refused. Training reads windows of `clip_len` cached laten
 actions and states; the loss is teacher-forcing L1 + rollout L1 (`auto_steps`), logged beside the
 copy-last-frame baseline. `train.from_cache=false` instead reads the frames and encodes each batch
 with the frozen encoder on the fly (same windows, same order; no `wm cache` needed, but every
-epoch pays for the encoder: `benchmarks/cache_speed.py` measures how much). The run exports
+epoch pays for the encoder: `benchmarks/cache_speed.py` measures how much).
+
+`train.augment_copies=M` caches M colour-augmented copies of every episode besides the recorded
+one (same trajectory, another appearance), so everything fitted in stage 2 sees 1 + M appearances
+of each motion. `readout.kind=keypoints` caches the whole token grid instead of pooling it; `wm
+train` first fits the keypoint readout on it (inverse dynamics, worldmodel/readout.py; saved as
+`<run>/readout.safetensors`), then trains the AC predictor on one keypoint token per frame. The run exports
 `predictor.safetensors` whose metadata names the encoder it was trained on, its pooling grid and
 state integration, so `WorldModel.from_run` rebuilds the whole world model from one folder.
 """
@@ -27,27 +33,66 @@ from data.cache import CacheKey, CacheWriter, check_cache, read_cache, source_si
 from data.episodes import EpisodeReader
 from worldmodel.ac_loss import ac_loss
 from worldmodel.ac_predictor import ACPredictor, ACPredictorConfig
-from worldmodel.augment import jitter_clip_colours
+from worldmodel.augment import colour_view, jitter_clip_colours
 from worldmodel.config import Config
 from worldmodel.encoders import encoder_path, load_encoder
 from worldmodel.errors import UserError
 from worldmodel.optim import build_adamw, lr_lambda, set_peak_lr
 from worldmodel.pretrain import PREPROCESSING
-from worldmodel.vit import VisionTransformer, normalize_images
+from worldmodel.readout import (
+    READOUT_FILE,
+    KeypointReadout,
+    apply_readout,
+    load_readout,
+    save_readout,
+    train_readout,
+)
+from worldmodel.vit import IMAGENET_MEAN, IMAGENET_STD, VisionTransformer, normalize_images
 from worldmodel.world_model import PREDICTOR_FILE, PREDICTOR_FORMAT, WorldModel, latents_from_tokens
 
 
-def cache_key(config: Config, metadata: dict[str, str] | None = None) -> CacheKey:
-    """What the cache for this config must have been built from (`metadata`: the encoder's, if loaded)."""
-    if metadata is None:
-        _, metadata = load_encoder(config.train.encoder)
+def cache_pool(config: Config, encoder: VisionTransformer) -> int:
+    """Tokens per side the cache holds: the AC grid, or the encoder's whole grid for a keypoint
+    readout (it needs every token; worldmodel/readout.py)."""
+    if config.readout.kind == "keypoints":
+        return config.env.image_size // encoder.cfg.patch_size
+    return int(config.ac.grid_h)
+
+
+def augment_tag(config: Config) -> str:
+    t = config.train
+    return f"colour_view x{t.augment_copies} strength {t.augment_strength:g}" if t.augment_copies else "none"
+
+
+def cache_key(
+    config: Config, metadata: dict[str, str] | None = None, encoder: VisionTransformer | None = None
+) -> CacheKey:
+    """What the cache for this config must have been built from (`metadata`, `encoder`: the
+    encoder's, if loaded already)."""
+    if metadata is None or encoder is None:
+        encoder, metadata = load_encoder(config.train.encoder)
     return CacheKey(
         encoder_hash=metadata.get("weights_hash", "unknown"),
         preprocessing=metadata.get("preprocessing", PREPROCESSING),
-        latent_pool=int(config.ac.grid_h),
+        latent_pool=cache_pool(config, encoder),
         source=str(Path(config.train.data)),
         source_signature=source_signature(config.train.data),
+        augment=augment_tag(config),
     )
+
+
+def augmented_frames(frames: np.ndarray, copy: int, episode: int, strength: float) -> torch.Tensor:
+    """Copy `copy` (0 = as recorded) of an episode's uint8 frames `[T,H,W,3]`: one colour_view per
+    (copy, episode), seeded by both, so a resumed or rebuilt cache gets the same appearance."""
+    x = torch.from_numpy(frames)
+    if copy == 0:
+        return x
+    generator = torch.Generator().manual_seed(1_000_003 * copy + episode)
+    mean, std = torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD)
+    clip = normalize_images(x).movedim(0, 1)[None]  # [1,3,T,H,W]
+    view = colour_view(clip, strength, mean, std, generator)[0].movedim(1, 0)  # [T,3,H,W]
+    rgb = (view * std.view(3, 1, 1) + mean.view(3, 1, 1)).clamp(0, 1)
+    return (rgb.movedim(1, -1) * 255).round().to(torch.uint8)
 
 
 @torch.no_grad()
@@ -71,7 +116,7 @@ def build_cache(config: Config, progress: bool = True) -> Path:
 
     t = config.train
     encoder, metadata = load_encoder(t.encoder)
-    key = cache_key(config, metadata)
+    key = cache_key(config, metadata, encoder)
     reader = EpisodeReader(t.data)
     for index in range(len(reader)):  # checked before anything is written
         for name, values in (
@@ -81,11 +126,15 @@ def build_cache(config: Config, progress: bool = True) -> Path:
             if not np.all(np.isfinite(values)):
                 file, episode = reader.entries[index]
                 raise UserError(f"{file}: episode {episode}: key {name}: contains NaN or infinite values")
+    n = len(reader)
     with CacheWriter(writable_output(Path(t.cache_path)), key, resume=t.resume) as writer:
-        todo = sorted(set(range(len(reader))) - writer.existing_indices())
+        # Copy c of episode i is cached as entry c * n + i: copy 0 is the dataset as recorded.
+        todo = sorted(set(range(n * (1 + t.augment_copies))) - writer.existing_indices())
         for index in track(todo, description="cache", disable=not progress):
-            latents = encode_latents(encoder, torch.from_numpy(reader.read_frames(index)), key.latent_pool)
-            writer.write(index, latents.numpy(), reader.read_states(index), reader.read_actions(index))
+            copy, episode = divmod(index, n)
+            frames = augmented_frames(reader.read_frames(episode), copy, episode, t.augment_strength)
+            latents = encode_latents(encoder, frames, key.latent_pool)
+            writer.write(index, latents.numpy(), reader.read_states(episode), reader.read_actions(episode))
         return writer.finalize()
 
 
@@ -199,15 +248,24 @@ def training_windows(config: Config, encoder: VisionTransformer, key: CacheKey) 
     """Fill in `config.ac`'s data-dependent sizes; return the windows to train on (cached latents,
     or raw frames for `train.from_cache=false`)."""
     t, ac = config.train, config.ac
+    keypoints = config.readout.kind == "keypoints"
+    if keypoints and not t.from_cache:
+        raise UserError(
+            "config key 'train.from_cache': readout.kind=keypoints trains on the cached token grid; "
+            "expected true, got false"
+        )
     if t.from_cache:
         check_cache(t.cache_path, key)
-        episodes = read_cache(t.cache_path)
+        # The keypoint readout reads whole token grids: keep them float16 until it has run.
+        episodes = read_cache(t.cache_path, dtype=np.float16 if keypoints else np.float32)
         if not episodes:
             raise UserError(f"cache {t.cache_path}: no episodes (rebuild it with `wm cache`)")
         z, states, actions = episodes[0]
-        if z.shape[1] != ac.grid_h * ac.grid_w:
+        tokens = key.latent_pool**2 if keypoints else ac.grid_h * ac.grid_w
+        if z.shape[1] != tokens:
             raise UserError(
-                f"cache {t.cache_path}: {z.shape[1]} tokens per frame, ac grid is {ac.grid_h}x{ac.grid_w}"
+                f"cache {t.cache_path}: {z.shape[1]} tokens per frame, expected {tokens} "
+                f"({'the whole encoder grid' if keypoints else f'ac grid {ac.grid_h}x{ac.grid_w}'})"
             )
         embed_dim, dataset = int(z.shape[-1]), LatentWindows(episodes, t.clip_len)
     else:
@@ -230,6 +288,20 @@ def training_windows(config: Config, encoder: VisionTransformer, key: CacheKey) 
     return dataset
 
 
+def run_readout(
+    config: Config, run_path: Path, episodes: list[tuple[np.ndarray, np.ndarray, np.ndarray]], grid: int
+) -> KeypointReadout:
+    """The run's keypoint readout: reused from `<run>/readout.safetensors` on resume=true, else fitted
+    on every cached entry (augmented copies included) and saved there before the AC predictor trains."""
+    path = run_path / READOUT_FILE
+    if config.train.resume and path.is_file():
+        return load_readout(path)
+    print(f"[train] fitting the keypoint readout ({config.readout.steps} steps)", flush=True)
+    readout = train_readout([(z, a) for z, _, a in episodes], grid, config.readout, seed=config.run.seed)
+    save_readout(readout, path)
+    return readout
+
+
 def train(config: Config) -> Path:
     """Train (or resume) the AC predictor on the cache (or on frames encoded on the fly); export
     predictor.safetensors."""
@@ -237,12 +309,20 @@ def train(config: Config) -> Path:
 
     t = config.train
     encoder, encoder_meta = load_encoder(t.encoder)  # loaded and hashed once
-    key = cache_key(config, encoder_meta)
+    key = cache_key(config, encoder_meta, encoder)
     windows = training_windows(config, encoder, key)
     ac = config.ac
     run = RunDir(config, "ac")
     resume_from = run.open(config, t.resume)
     try:
+        if config.readout.kind == "keypoints":
+            assert isinstance(windows, LatentWindows)
+            readout = run_readout(config, run.path, windows.episodes, key.latent_pool)
+            windows = LatentWindows(
+                [(apply_readout(readout, z), s, a) for z, s, a in windows.episodes], t.clip_len
+            )
+            ac.embed_dim, ac.grid_h, ac.grid_w = readout.latent_dim, 1, 1
+            ac.layer_norm_latents = False
         torch.manual_seed(config.run.seed)
         loader = DataLoader(
             windows,
@@ -263,6 +343,7 @@ def train(config: Config) -> Path:
             "preprocessing": key.preprocessing,
             "latent_pool": str(key.latent_pool),
             "state_update": t.state_update,
+            "readout": config.readout.kind,
         }
         run.export(PREDICTOR_FILE, module.predictor.state_dict(), metadata)
     finally:

@@ -8,6 +8,9 @@ Planners (`planners/base.py`) see only `encode`, `rollout`, `rollout_with_states
   then average-pooled to the predictor's grid (`latent_pool`, e.g. 8x8 -> 2x2, DESIGN §4 budget)
   and `layer_norm`ed again so every planner token is a layer-normed vector like the predictions.
   `latents_from_tokens` is the same post-processing for code that runs the encoder itself (caching).
+  With a keypoint readout (`readout.kind=keypoints`, worldmodel/readout.py) the layer-normed
+  token grid goes through the readout instead of pooling: one token of 2K keypoint coordinates
+  per image, `[B,1,2K]`, never layer-normed (predictions neither: `ac.layer_norm_latents=false`).
 - `rollout(z0, state0, actions [B,H,A]) -> [B,H,N,D]`: autoregressive, KV-cached (one predictor
   step per horizon step against cached keys/values), each prediction `layer_norm`ed and fed back
   (as the official planning wrapper does). Differentiable w.r.t. actions (gradient planner); only
@@ -25,7 +28,8 @@ Planners (`planners/base.py`) see only `encode`, `rollout`, `rollout_with_states
   per step; neither is modelled here.
 - `from_run(run_dir)`: the whole model from an AC run folder (`runs/ac/<name>`): predictor and
   pooling grid from `predictor.safetensors` (safetensors only: nothing executes on load), the
-  encoder it names (its content hash must still match), the run's `state_update`.
+  encoder it names (its content hash must still match), the run's `state_update`, and its
+  `readout.safetensors` when it was trained with a keypoint readout.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from worldmodel.checkpoints import load_safetensors
 from worldmodel.encoders import load_encoder
 from worldmodel.errors import ConfigError, UserError
 from worldmodel.probe import pool_tokens
+from worldmodel.readout import READOUT_FILE, KeypointReadout, load_readout
 from worldmodel.rotations import compose_euler
 from worldmodel.vit import VisionTransformer, normalize_images
 
@@ -81,22 +86,34 @@ class WorldModel:
         action_high: Sequence[float] | Tensor | None = None,
         state_update: str = "auto",
         gripper_index: int | None = -1,
-        normalize_predictions: bool = True,
+        normalize_predictions: bool | None = None,
         encode_batch_size: int = 256,
         freeze: bool = True,
+        readout: KeypointReadout | None = None,
     ) -> None:
         pcfg = predictor.cfg
-        if encoder.embed_dim != pcfg.embed_dim:
+        grid = encoder.cfg.img_size // encoder.cfg.patch_size
+        if readout is not None:
+            if (pcfg.embed_dim, pcfg.grid_h, pcfg.grid_w) != (readout.latent_dim, 1, 1):
+                raise ConfigError(
+                    f"config key 'ac.embed_dim': expected one {readout.latent_dim}-D keypoint token per frame "
+                    f"(readout.keypoints={readout.keypoints}), got {pcfg.grid_h}x{pcfg.grid_w} of {pcfg.embed_dim}"
+                )
+            if readout.embed_dim != encoder.embed_dim:
+                raise ConfigError(
+                    f"readout: built for {readout.embed_dim}-wide tokens, the encoder is {encoder.embed_dim} wide"
+                )
+            latent_pool = None
+        elif encoder.embed_dim != pcfg.embed_dim:
             raise ConfigError(
                 f"config key 'ac.embed_dim': expected the encoder width {encoder.embed_dim}, got {pcfg.embed_dim}"
             )
-        grid = encoder.cfg.img_size // encoder.cfg.patch_size
         if latent_pool is not None and not (isinstance(latent_pool, int) and 0 <= latent_pool <= grid):
             raise ConfigError(
                 f"config key 'ac.latent_pool': expected 0 (no pooling) or a grid side <= {grid}, got {latent_pool!r}"
             )
         out = latent_pool or grid
-        if (pcfg.grid_h, pcfg.grid_w) != (out, out):
+        if readout is None and (pcfg.grid_h, pcfg.grid_w) != (out, out):
             raise ConfigError(
                 f"config key 'ac.grid_h': expected the pooled grid {out}x{out} "
                 f"(encoder {grid}x{grid}, latent_pool={latent_pool}), got {pcfg.grid_h}x{pcfg.grid_w}"
@@ -107,6 +124,7 @@ class WorldModel:
             )
         self.encoder = encoder.eval()
         self.predictor = predictor
+        self.readout = None if readout is None else readout.eval()
         self.latent_pool = None if not latent_pool or latent_pool == grid else latent_pool
         self.action_dim = pcfg.action_dim
         self.state_dim = pcfg.state_dim
@@ -124,6 +142,8 @@ class WorldModel:
             )
         self.state_update = state_update
         self.gripper_index = gripper_index
+        if normalize_predictions is None:
+            normalize_predictions = pcfg.layer_norm_latents
         self.normalize_predictions = normalize_predictions
         self.metadata: dict[str, str] = {}  # predictor.safetensors metadata when built by from_run
         self.encode_batch_size = encode_batch_size
@@ -136,6 +156,8 @@ class WorldModel:
                 )
         for module in (self.encoder, self.predictor) if freeze else (self.encoder,):
             module.requires_grad_(False)
+        if self.readout is not None:
+            self.readout.requires_grad_(False)
 
     @classmethod
     def from_modules(
@@ -190,6 +212,14 @@ class WorldModel:
                 f"world model '{path}': encoder {metadata.get('encoder')} changed since the predictor was trained"
             )
         pool = int(metadata.get("latent_pool", predictor.cfg.grid_h))
+        readout = None
+        if metadata.get("readout", "pool") == "keypoints":
+            readout_file = path.parent / READOUT_FILE
+            if not readout_file.is_file():
+                raise UserError(
+                    f"world model '{run}': its {READOUT_FILE} is missing (train it again with `wm train`)"
+                )
+            readout = load_readout(readout_file)
         model = cls(
             encoder,
             predictor.eval(),
@@ -197,6 +227,7 @@ class WorldModel:
             action_low=action_low,
             action_high=action_high,
             state_update=state_update or metadata.get("state_update", "auto"),
+            readout=readout,
             **kwargs,  # type: ignore[arg-type]
         )
         model.metadata = dict(metadata)
@@ -211,11 +242,15 @@ class WorldModel:
     def to(self, device: torch.device | str) -> WorldModel:
         self.encoder.to(device)
         self.predictor.to(device)
+        if self.readout is not None:
+            self.readout.to(device)
         return self
 
     def eval(self) -> WorldModel:
         self.encoder.eval()
         self.predictor.eval()
+        if self.readout is not None:
+            self.readout.eval()
         return self
 
     @property
@@ -226,7 +261,8 @@ class WorldModel:
 
     @torch.no_grad()
     def encode(self, images: Tensor) -> Tensor:
-        """uint8 `[B,H,W,3]` -> layer-normed latents `[B,N,D]` (N = predictor grid tokens)."""
+        """uint8 `[B,H,W,3]` -> layer-normed latents `[B,N,D]` (N = predictor grid tokens), or with a
+        keypoint readout its one token of 2K coordinates per image, `[B,1,2K]`."""
         if images.dim() != 4 or images.shape[-1] != 3:
             raise UserError(f"WorldModel.encode: expected uint8 images [B,H,W,3], got {list(images.shape)}")
         if images.dtype != torch.uint8:
@@ -236,7 +272,12 @@ class WorldModel:
         if h != w or h % p:
             raise UserError(f"WorldModel.encode: images must be square multiples of patch {p}, got {h}x{w}")
         grid = h // p
-        if self.latent_pool is None and grid != self.predictor.cfg.grid_h:
+        if self.readout is not None and grid != self.readout.grid:
+            raise UserError(
+                f"WorldModel.encode: {h}x{w} images give a {grid}x{grid} token grid, the keypoint readout "
+                f"expects {self.readout.grid}x{self.readout.grid}"
+            )
+        if self.readout is None and self.latent_pool is None and grid != self.predictor.cfg.grid_h:
             raise UserError(
                 f"WorldModel.encode: {h}x{w} images give a {grid}x{grid} token grid, the predictor "
                 f"expects {self.predictor.cfg.grid_h}x{self.predictor.cfg.grid_w}"
@@ -245,9 +286,10 @@ class WorldModel:
         device = self.device
         for i in range(0, len(images), max(self.encode_batch_size, 1)):
             x = normalize_images(images[i : i + self.encode_batch_size].to(device))
-            outs.append(latents_from_tokens(self.encoder(x), grid, self.latent_pool))
+            latents = latents_from_tokens(self.encoder(x), grid, self.latent_pool)
+            outs.append(latents if self.readout is None else self.readout(latents))
         if not outs:
-            return torch.zeros(0, self.tokens_per_frame, self.encoder.embed_dim, device=device)
+            return torch.zeros(0, self.tokens_per_frame, self.predictor.cfg.embed_dim, device=device)
         return torch.cat(outs)
 
     # -- dynamics

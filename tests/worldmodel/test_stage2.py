@@ -145,3 +145,52 @@ def test_on_the_fly_training_sees_the_cached_latents(tiny_dataset, tmp_path) -> 
     torch.testing.assert_close(module.latents(batch), expected, atol=2e-2, rtol=1e-2)
     assert "_frozen" not in "".join(module.state_dict())  # the encoder is not checkpointed
     assert all(k.startswith("predictor.") for k in module.state_dict())
+
+
+def test_keypoint_readout_with_augmented_copies_caches_trains_and_plans(tiny_dataset, tmp_path) -> None:
+    """readout.kind=keypoints: the cache holds whole token grids for the recorded frames and one
+    colour-augmented copy; `wm train` fits the readout, then the AC predictor on its keypoints;
+    the run plans (learned row) and serves as the simulator row's encoder."""
+    import numpy as np
+    import torch
+
+    from data.cache import read_cache
+    from data.episodes import EpisodeReader
+    from worldmodel.config import load_config
+    from worldmodel.evaluate import evaluate
+    from worldmodel.world_model import WorldModel
+
+    extra = ["readout.kind=keypoints", "readout.keypoints=4", "readout.steps=20", "train.augment_copies=1"]
+    run = make_tiny_run(tmp_path, tiny_dataset, *extra, name="kp")
+    reader = EpisodeReader(tiny_dataset)
+    entries = read_cache(tmp_path / "emb.h5")
+    n = len(reader)
+    assert len(entries) == 2 * n and entries[0][0].shape[1:] == (64, 64)  # 8x8 tokens, 64 wide
+    for i in range(n):  # copy 1 is the same trajectory in another appearance
+        np.testing.assert_array_equal(entries[n + i][1], entries[i][1])
+        assert np.abs(entries[n + i][0] - entries[i][0]).mean() > 0.05
+    assert (run / "readout.safetensors").is_file()
+    wm = WorldModel.from_run(run)
+    assert (wm.predictor.cfg.embed_dim, wm.predictor.cfg.grid_h, wm.predictor.cfg.layer_norm_latents) == (
+        8,
+        1,
+        False,
+    )
+    z = wm.encode(torch.from_numpy(reader.read_frames(0)[:5]))
+    assert z.shape == (5, 1, 8) and bool((z.abs() <= 1).all())
+    assert not torch.allclose(z[0], z[4])  # the arm moved, so do the keypoints
+    config = load_config(
+        [f"world_model={run}", f"encoder={run}", "rows=[learned,simulator]", "tasks=[jepa_wm/Reach-v0]",
+         "episodes=1", "budget=2", "plan.samples=8", "plan.iterations=1", "sim_samples=4",
+         "sim_iterations=1"],
+        section="eval",
+    )  # fmt: skip
+    learned, simulator = evaluate(config, progress=False)
+    assert (learned.row, simulator.row) == ("learned", "simulator")
+    assert learned.ms_per_action > 0 and len(learned.energies[0]) == 2
+
+
+def test_keypoint_readout_refuses_on_the_fly_frames(tiny_dataset, tmp_path) -> None:
+    with pytest.raises(Exception, match="train.from_cache"):
+        make_tiny_run(tmp_path, tiny_dataset, "readout.kind=keypoints", "from_cache=false", name="kp")
+    assert not (tmp_path / "ac" / "kp").exists()
