@@ -16,6 +16,7 @@ settings.load_profile("jepa_wm")
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
+os.environ["COLUMNS"] = "200"  # rich tables and typer errors: wide, before any console is made
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,7 +32,47 @@ def _one_torch_thread() -> None:
 
 
 def run_wm(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    """Run the real `wm` console entry point in a subprocess and capture its output."""
+    """Run the real `wm` entry point (`worldmodel.cli.main`, what the console script calls) in this
+    process and capture its output and exit code.
+
+    In-process because a fresh interpreter pays ~8 s to import torch + Lightning on these machines,
+    which was most of the suite's time; tests that kill or race real processes use
+    `run_wm_subprocess` (or Popen) instead. `timeout` is pytest-timeout's job here."""
+    import contextlib
+    import io
+
+    from worldmodel.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    here = os.getcwd()
+    threads = _torch_threads()
+    try:
+        os.chdir(cwd or REPO_ROOT)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                main([str(a) for a in args])
+                code = 0
+            except SystemExit as exit_:
+                code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+    finally:
+        os.chdir(here)
+        _torch_threads(threads)
+    return subprocess.CompletedProcess(["wm", *args], code, out.getvalue(), err.getvalue())
+
+
+def _torch_threads(value: int | None = None) -> int:
+    """torch's thread count (set it when `value` is given): commands set their own; tests keep one."""
+    import torch
+
+    if value is not None:
+        torch.set_num_threads(value)
+    return torch.get_num_threads()
+
+
+def run_wm_subprocess(
+    *args: str, cwd: Path | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess:
+    """Run the real `wm` console entry point in a fresh interpreter and capture its output."""
     return subprocess.run(
         [sys.executable, "-m", "worldmodel.cli", *args],
         cwd=cwd or REPO_ROOT,

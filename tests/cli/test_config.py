@@ -70,8 +70,10 @@ def test_config_show_cli_bad_key_exits_2_without_traceback(wm) -> None:
     assert "collect.nope" in result.stderr
 
 
-def test_debug_flag_shows_traceback(wm) -> None:
-    result = wm("config", "show", "tiny", "collect.nope=1", "--debug")
+def test_debug_flag_shows_traceback() -> None:
+    from tests.conftest import run_wm_subprocess  # a real interpreter prints the real traceback
+
+    result = run_wm_subprocess("config", "show", "tiny", "collect.nope=1", "--debug")
     assert result.returncode != 0
     assert "Traceback" in result.stderr
 
