@@ -204,15 +204,19 @@ def chunk_energy(
     actions: Tensor,
     goal_state: Tensor | None = None,
 ) -> Tensor:
-    """Energies [B] of one batch of sequences [B,H,A]; predicted states are used only if needed."""
+    """Energies [B] of one batch of sequences [B,H,A]; predicted states are used only if needed;
+    an energy with an `action_cost` adds it times the mean |action| of each sequence."""
     if (
         goal_state is not None
         and getattr(energy, "needs_states", False)
         and hasattr(wm, "rollout_with_states")
     ):
         pred, pred_states = wm.rollout_with_states(z0, state0, actions)
-        return energy(pred, z_goal, pred_states, goal_state)
-    return energy(wm.rollout(z0, state0, actions), z_goal)
+        out = energy(pred, z_goal, pred_states, goal_state)
+    else:
+        out = energy(wm.rollout(z0, state0, actions), z_goal)
+    cost = getattr(energy, "action_cost", 0.0)
+    return out + cost * actions.abs().flatten(1).mean(1) if cost else out
 
 
 def evaluate_energies(
@@ -264,6 +268,8 @@ class PlannerConfig:
     # > 0 adds weight x L1(predicted last state, goal_state) when the WM predicts states and the
     # caller passes goal_state; otherwise the term is skipped.
     proprio_weight: float = 0.0
+    # > 0 adds action_cost x mean |action| of each candidate sequence (energies.WithActionCost).
+    action_cost: float = 0.0
     # Start from the previous plan of the same episode, shifted by `warm_start_shift` (executed
     # steps) and padded with zeros; `reset()` forgets it.
     warm_start: bool = True
@@ -299,6 +305,7 @@ class PlannerConfig:
         _check(self.energy in ENERGIES, p + "energy", " or ".join(ENERGIES), self.energy)
         _check(0 < self.discount <= 1, p + "discount", "a number in (0, 1]", self.discount)
         _check(self.proprio_weight >= 0, p + "proprio_weight", "a number >= 0", self.proprio_weight)
+        _check(self.action_cost >= 0, p + "action_cost", "a number >= 0", self.action_cost)
         _check(self.warm_start_shift >= 0, p + "warm_start_shift", "an integer >= 0", self.warm_start_shift)
         _check(
             len(self.action_low) == len(self.action_high),
@@ -344,7 +351,9 @@ class PlannerBase:
         config.validate()
         self.config = config
         self._bounds = bounds
-        self.energy_fn = energy_fn or make_energy(config.energy, config.discount, config.proprio_weight)
+        self.energy_fn = energy_fn or make_energy(
+            config.energy, config.discount, config.proprio_weight, config.action_cost
+        )
         self._generators: list[torch.Generator] = []
         self._prev_plan: Tensor | None = None  # [E,H,A]
         self._has_prev: Tensor | None = None  # [E] bool

@@ -2,7 +2,7 @@
 
 `last_frame_l1` is the V-JEPA 2-AC default (mean L1 between the last predicted frame's tokens and
 the goal tokens); `all_steps_l1(discount)` scores every step; `with_proprio` adds a weighted L1 on
-predicted proprio states when the world model predicts them.
+predicted proprio states when the world model predicts them; `WithActionCost` adds a control cost.
 """
 
 from __future__ import annotations
@@ -94,14 +94,44 @@ def with_proprio(energy: Callable[..., Tensor], weight: float) -> WithProprio:
     return WithProprio(energy, weight)
 
 
+@dataclass(frozen=True)
+class WithActionCost:
+    """`base` plus `action_cost` x mean |action| of the sequence (a control cost), added where the
+    candidate actions are known (`planners.base.chunk_energy`).
+
+    Why: where the latent energy is flat near the goal, the planner's choice among candidates is
+    noise, and an arm that reached the goal wandered off again; the cost makes holding still win
+    those ties while the energy's slope still dominates far from the goal."""
+
+    base: Callable[..., Tensor]
+    action_cost: float
+    needs_states: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "needs_states", getattr(self.base, "needs_states", False))
+
+    def __call__(
+        self,
+        pred: Tensor,
+        z_goal: Tensor,
+        pred_states: Tensor | None = None,
+        goal_state: Tensor | None = None,
+    ) -> Tensor:
+        return self.base(pred, z_goal, pred_states, goal_state)
+
+
 ENERGIES = ("last_frame_l1", "all_steps_l1")
 
 
-def make_energy(name: str = "last_frame_l1", discount: float = 1.0, proprio_weight: float = 0.0) -> Energy:
+def make_energy(
+    name: str = "last_frame_l1", discount: float = 1.0, proprio_weight: float = 0.0, action_cost: float = 0.0
+) -> Energy:
     if name == "last_frame_l1":
         energy: Energy = last_frame_l1
     elif name == "all_steps_l1":
         energy = AllStepsL1(discount)
     else:
         raise ConfigError(f"config key 'energy': expected one of {', '.join(ENERGIES)}, got {name!r}")
-    return WithProprio(energy, proprio_weight) if proprio_weight > 0 else energy
+    if proprio_weight > 0:
+        energy = WithProprio(energy, proprio_weight)
+    return WithActionCost(energy, action_cost) if action_cost > 0 else energy

@@ -114,9 +114,12 @@ class PlanConfig:
     # cem: the plan is the final Gaussian mean (official) or the best sampled sequence ("best":
     # much steadier near the goal with few samples, see benchmarks/experiments.md).
     output: str = "mean"
+    # Control cost: action_cost x mean |action| added to each candidate's energy (0 = official).
+    action_cost: float = 0.0
 
     def validate(self) -> None:
         _check(self.output in ("mean", "best"), "plan.output", "mean | best", self.output)
+        _check(self.action_cost >= 0, "plan.action_cost", "a number >= 0", self.action_cost)
         _check(self.planner in PLANNER_NAMES, "plan.planner", " | ".join(PLANNER_NAMES), self.planner)
         _check(self.samples >= 1, "plan.samples", "an integer >= 1", self.samples)
         _check(self.iterations >= 1, "plan.iterations", "an integer >= 1", self.iterations)

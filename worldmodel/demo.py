@@ -1,6 +1,6 @@
 """`wm demo`: the whole pipeline on the tiny preset, one line per stage, reusing finished stages.
 
-Stages: collect, preview, pretrain, probe, cache, train, eval. The success table always
+Stages: collect, preview, pretrain, cache, train, probe, eval. The success table always
 shows the reference rows every planner result is read against: random actions (the floor) and
 the privileged scripted oracle (proof the task is solvable in the step budget).
 """
@@ -152,23 +152,25 @@ def run_demo(config: Config, episodes_per_task: int = 10) -> list[StageResult]:
     pretrained, encoder_dir = pretrain_stage(config)  # a killed demo continues where it stopped
     stages.append(pretrained)
 
-    probe_json = encoder_dir / "probe.json"
+    stages += ac_stages(config, encoder_dir)
+    ac_dir = Path(config.run.root) / "ac" / config.run.name
+    # The planner's latent: the AC run's keypoint readout, or the encoder pooled to its grid.
+    planner_latent = ac_dir if config.readout.kind == "keypoints" else encoder_dir
+    probe_json = run_dir / "probe.json"
     grid = config.eval.latent_grid
 
     def do_probe() -> str:
         from worldmodel.probe_run import run_probe, write_probe
 
-        rows = run_probe([str(encoder_dir), "pixels", "random"], [grid], "jepa_wm/Push-v0", 20, 30, "heldout")
+        names = list(dict.fromkeys([str(planner_latent), str(encoder_dir), "pixels", "random"]))
+        rows = run_probe(names, [grid], "jepa_wm/Push-v0", 20, 30, "heldout")
         write_probe(rows, probe_json)
-        return "; ".join(f"{Path(r['encoder']).name}: rank corr EE {r['rank_corr_ee']:.2f}" for r in rows)
+        return "; ".join(f"{latent_label(r['encoder'])}: rank corr EE {r['rank_corr_ee']:.2f}" for r in rows)
 
     stages.append(run_stage("probe", probe_json.exists, do_probe))
 
-    stages += ac_stages(config, encoder_dir)
-    ac_dir = Path(config.run.root) / "ac" / config.run.name
-
     eval_json = run_dir / "eval" / "results.json"
-    config.eval.encoder = str(encoder_dir)
+    config.eval.encoder = str(planner_latent)
     config.eval.world_model = str(ac_dir)
     if "learned" not in config.eval.rows:
         config.eval.rows = [*config.eval.rows, "learned"]
@@ -184,6 +186,12 @@ def run_demo(config: Config, episodes_per_task: int = 10) -> list[StageResult]:
     return stages
 
 
+def latent_label(name: str) -> str:
+    """`pixels`, `random`, or `<stage>/<run>` (runs/ac/tiny: the keypoint readout; runs/pretrain/tiny: pooled)."""
+    path = Path(name)
+    return f"{path.parent.name}/{path.name}" if "/" in name else name
+
+
 def print_tables(
     stages: list[StageResult], env_ids: list[str], episodes: int, probe_json: Path, eval_json: Path
 ) -> None:
@@ -195,12 +203,19 @@ def print_tables(
     console.print(table)
     if probe_json.exists():
         probe = Table(title="does the latent track the task? (Push, held-out frames)")
-        for column in ("encoder", "tokens", "rank corr EE", "rank corr cube", "probe R2 EE", "probe R2 cube"):
+        for column in (
+            "latent",
+            "tokens",
+            "rank corr EE",
+            "EE <5cm",
+            "rank corr cube",
+            "cross-appearance EE error",
+        ):
             probe.add_column(column)
         for r in json.loads(probe_json.read_text()):
             probe.add_row(
-                Path(r["encoder"]).name, str(r["tokens"]), f"{r['rank_corr_ee']:.3f}",
-                f"{r['rank_corr_cube']:.3f}", f"{r['probe_r2_ee']:.3f}", f"{r['probe_r2_cube']:.3f}",
+                latent_label(r["encoder"]), str(r["tokens"]), f"{r['rank_corr_ee']:.3f}",
+                f"{r['rank_corr_ee_near']:.3f}", f"{r['rank_corr_cube']:.3f}", f"{r['cross_error_cm_ee']:.1f} cm",
             )  # fmt: skip
         console.print(probe)
     evaluated = json.loads(eval_json.read_text())["results"] if eval_json.exists() else []

@@ -92,6 +92,7 @@ def build_planner(config: Config, action_space, row: str):
         "seed": plan.seed,
         "energy": plan.energy,
         "discount": plan.discount,
+        "action_cost": plan.action_cost,
         "samples": config.eval.sim_samples if simulator else plan.samples,
         "iterations": config.eval.sim_iterations if simulator else plan.iterations,
         "warm_start_shift": plan.execute,

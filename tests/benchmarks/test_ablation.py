@@ -23,6 +23,7 @@ TINY = [
     "plan.iterations=1",
     "train.max_steps=2",
     "train.batch_size=4",
+    "readout.steps=20",
     "ac.width=32",
     "ac.depth=1",
     "ac.num_heads=1",

@@ -25,6 +25,7 @@ def test_demo_runs_then_reuses(wm, tmp_path) -> None:
         "plan.iterations=1",
         "train.max_steps=2",
         "train.batch_size=4",
+        "readout.steps=20",
         "ac.width=32",
         "ac.depth=1",
         "ac.num_heads=1",

@@ -86,3 +86,21 @@ def test_toy_models_follow_the_protocol() -> None:
     assert isinstance(ToyWorldModel(), WorldModel)
     images = torch.full((2, 8, 8, 3), 127, dtype=torch.uint8)
     assert ToyWorldModel().encode(images).shape == (2, 4, 8)
+
+
+def test_action_cost_adds_the_mean_absolute_action_of_each_candidate() -> None:
+    wm = ToyWorldModel()
+    state = torch.zeros(1, 4)
+    z = wm.latent(state)
+    goal = wm.latent(state)  # already at the goal: every candidate below moves away or stays
+    candidates = torch.zeros(1, 3, 2, 7)
+    candidates[0, 1, :, 0] = 0.2
+    candidates[0, 2, :, 0] = -0.2
+    plain, _ = evaluate_energies(wm, make_energy("last_frame_l1"), z, state, goal, candidates)
+    costly, _ = evaluate_energies(
+        wm, make_energy("last_frame_l1", action_cost=0.5), z, state, goal, candidates
+    )
+    torch.testing.assert_close(costly - plain, 0.5 * candidates.abs().flatten(2).mean(2))
+    assert costly[0, 0] == plain[0, 0] == 0.0  # holding still costs nothing
+    with_states = make_energy("last_frame_l1", proprio_weight=1.0, action_cost=0.5)
+    assert with_states.needs_states and with_states.action_cost == 0.5  # wrapped terms survive

@@ -14,7 +14,8 @@ import pytest
 from tests.conftest import TINY_MODEL
 from tests.reliability.helpers import run_main
 
-TINY_AC = ["ac.width=32", "ac.depth=1", "ac.num_heads=1", "ac.grid_h=2", "ac.grid_w=2"]
+# The tiny preset's stage 2: colour-augmented cache copy, keypoint readout (short), AC predictor.
+TINY_AC = ["ac.width=32", "ac.depth=1", "ac.num_heads=1", "readout.steps=20", "train.augment_copies=1"]
 STEPS = 20
 TIMING_FIELDS = ("ms_per_action", "peak_memory_mb")
 
