@@ -129,39 +129,42 @@ def train_readout(
     seed: int = 0,
     progress: bool = True,
 ) -> KeypointReadout:
-    """Fit keypoints by inverse dynamics on (tokens `[T+1, N, D]`, actions `[T, A]`) episodes."""
+    """Fit keypoints by inverse dynamics on (tokens `[T+1, N, D]`, actions `[T, A]`) episodes.
+
+    All frames sit in one tensor (episode after episode), so a batch of pairs is two gathers."""
     from rich.progress import track
 
-    usable = [(torch.from_numpy(z), torch.from_numpy(a)) for z, a in episodes if len(a) >= 1]
+    usable = [(z, a) for z, a in episodes if len(a) >= 1]
     if not usable:
         raise ValueError("train_readout: no episode has a single step")
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
-    embed_dim, action_dim = usable[0][0].shape[-1], usable[0][1].shape[-1]
-    readout = KeypointReadout(embed_dim, grid, cfg.keypoints, cfg.hidden)
-    idm = InverseDynamics(readout.latent_dim, action_dim)
-    optimizer = torch.optim.AdamW([*readout.parameters(), *idm.parameters()], lr=cfg.lr, weight_decay=1e-4)
-    all_actions = torch.cat([a for _, a in usable])
+    tokens = torch.from_numpy(np.concatenate([z for z, _ in usable]))  # [sum(T+1), N, D]
+    actions = [torch.from_numpy(a).float() for _, a in usable]
+    action_dim = actions[0].shape[-1]
+    # Per frame, the actions summed since its episode began: pair sums are differences.
+    cumulative = torch.cat([torch.cat([a.new_zeros(1, action_dim), a.cumsum(0)]) for a in actions])
+    lengths = torch.tensor([len(a) for a in actions])
+    offsets = torch.cumsum(torch.cat([torch.zeros(1, dtype=torch.long), lengths[:-1] + 1]), 0)
+    all_actions = torch.cat(actions)
     scale = all_actions.std(dim=0) if len(all_actions) > 1 else all_actions.abs().mean(0)
     scale = torch.where(scale > 1e-6, scale, torch.zeros_like(scale))
-    cumulative = [torch.cat([a.new_zeros(1, action_dim), a.cumsum(0)]) for _, a in usable]
-    lengths = torch.tensor([len(a) for _, a in usable])
+
+    readout = KeypointReadout(tokens.shape[-1], grid, cfg.keypoints, cfg.hidden)
+    idm = InverseDynamics(readout.latent_dim, action_dim)
+    optimizer = torch.optim.AdamW([*readout.parameters(), *idm.parameters()], lr=cfg.lr, weight_decay=1e-4)
     for _ in track(range(cfg.steps), description="readout", disable=not progress):
-        e = torch.randint(len(usable), (cfg.batch_size,), generator=generator)
-        skip = (torch.rand(cfg.batch_size, generator=generator) * cfg.max_skip).long() + 1
-        skip = torch.minimum(skip, lengths[e])
-        start = (torch.rand(cfg.batch_size, generator=generator) * (lengths[e] - skip + 1)).long()
-        t0 = torch.stack([usable[i][0][s] for i, s in zip(e.tolist(), start.tolist(), strict=True)])
-        t1 = torch.stack(
-            [usable[i][0][s + k] for i, s, k in zip(e.tolist(), start.tolist(), skip.tolist(), strict=True)]
+        e = torch.randint(len(actions), (cfg.batch_size,), generator=generator)
+        skip = torch.minimum(
+            (torch.rand(cfg.batch_size, generator=generator) * cfg.max_skip).long() + 1, lengths[e]
         )
-        summed = torch.stack(
-            [
-                cumulative[i][s + k] - cumulative[i][s]
-                for i, s, k in zip(e.tolist(), start.tolist(), skip.tolist(), strict=True)
-            ]
+        start = (
+            offsets[e] + (torch.rand(cfg.batch_size, generator=generator) * (lengths[e] - skip + 1)).long()
         )
-        loss = readout_loss(readout, idm, t0.float(), t1.float(), summed, scale, skip)
+        summed = cumulative[start + skip] - cumulative[start]
+        loss = readout_loss(
+            readout, idm, tokens[start].float(), tokens[start + skip].float(), summed, scale, skip
+        )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

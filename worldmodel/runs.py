@@ -7,8 +7,10 @@ A run directory is locked while a process trains in it, so a second process is r
 
 from __future__ import annotations
 
+import logging
 import math
 import subprocess
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -103,10 +105,29 @@ def pick_device(requested: str) -> str:
     return requested
 
 
+# Lightning's notices that say nothing about this run (device probes, an ad for a logging service,
+# checkpoint-loading defaults for our own files, a val loader it is told to skip, a log folder
+# that resume=true reuses on purpose, a deprecation inside Lightning itself).
+_QUIET_MESSAGES = (
+    ".*val_dataloader.*",
+    ".*Experiment logs directory.*exists and is not empty.*",
+    ".*isinstance\\(treespec, LeafSpec\\).*",
+)
+
+
+def quiet_lightning() -> None:
+    """Keep progress bars and our own lines; drop Lightning's boilerplate (warnings stay on for the rest)."""
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    for message in _QUIET_MESSAGES:
+        warnings.filterwarnings("ignore", message=message)
+
+
 def make_trainer(
     run: RunDir, config: Config, max_steps: int, checkpoint_every: int, log_every: int
 ) -> L.Trainer:
     """A Lightning Trainer writing metrics.csv and checkpoints into the run folder."""
+    quiet_lightning()
     device = pick_device(config.run.device)
     logger = CSVLogger(save_dir=str(run.path), name="", version="")
     checkpoints = ModelCheckpoint(
