@@ -41,8 +41,10 @@ class ReadoutConfig:
     # keypoints: K learned spatial-softmax keypoints, one latent token of 2K coordinates per frame.
     kind: str = "pool"
     keypoints: int = 16
-    hidden: int = 128  # width of the per-token scoring MLP
-    steps: int = 4000  # inverse-dynamics training steps (before the AC predictor trains)
+    # Width of the per-token scoring MLP and fitting steps: 32 wide for 1000 steps tracked the
+    # end effector as well as 128 for 4000, 9x sooner (benchmarks/experiments.md §19).
+    hidden: int = 32
+    steps: int = 1000  # inverse-dynamics training steps (before the AC predictor trains)
     batch_size: int = 128
     lr: float = 2e-3
     max_skip: int = 4  # inverse dynamics over frame pairs 1..max_skip steps apart
@@ -58,7 +60,7 @@ class ReadoutConfig:
 class KeypointReadout(nn.Module):
     """Frozen-encoder tokens `[B, g*g, D]` (layer-normed) -> one latent token `[B, 1, 2K]`."""
 
-    def __init__(self, embed_dim: int, grid: int, keypoints: int = 16, hidden: int = 128) -> None:
+    def __init__(self, embed_dim: int, grid: int, keypoints: int = 16, hidden: int = 32) -> None:
         super().__init__()
         self.embed_dim, self.grid, self.keypoints, self.hidden = embed_dim, grid, keypoints, hidden
         self.score = nn.Sequential(nn.Linear(embed_dim, hidden), nn.GELU(), nn.Linear(hidden, keypoints))

@@ -19,6 +19,7 @@ def test_demo_runs_then_reuses(wm, tmp_path) -> None:
         "eval.tasks=[jepa_wm/Reach-v0]",
         "eval.episodes=1",
         "eval.budget=2",
+        "eval.rows=[simulator]",  # the demo adds the learned row itself
         "eval.sim_samples=4",
         "eval.sim_iterations=1",
         "plan.samples=8",
