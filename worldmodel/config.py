@@ -27,6 +27,8 @@ from worldmodel.readout import ReadoutConfig
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 DEFAULT_PRESET = "tiny"
 SPLITS = ("train", "heldout")
+# Lightning strategies a run may scale out with (`run.strategy`; `run.devices` processes).
+STRATEGIES = ("auto", "ddp", "ddp_spawn", "fsdp")
 
 
 @dataclass
@@ -39,6 +41,9 @@ class RunConfig:
     # Threads for torch: 1 is fastest for small batches when anything else runs on 2 cores.
     num_threads: int = 1
     device: str = "auto"  # auto | cpu | cuda | cuda:N
+    # Scale-out through Lightning: e.g. strategy=ddp devices=2 trains in 2 processes (gloo on CPU).
+    strategy: str = "auto"  # auto | ddp | ddp_spawn | fsdp
+    devices: int = 1
 
     def validate(self) -> None:
         _check(
@@ -51,6 +56,8 @@ class RunConfig:
             "auto, cpu, cuda or cuda:N",
             self.device,
         )
+        _check(self.strategy in STRATEGIES, "run.strategy", " | ".join(STRATEGIES), self.strategy)
+        _check(self.devices >= 1, "run.devices", "an integer >= 1", self.devices)
 
 
 @dataclass

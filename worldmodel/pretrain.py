@@ -2,8 +2,9 @@
 
 Clips come from the episode store (actions ignored); masks from the official multi-block tube
 generators; the loss is L1 between predicted and EMA-target features at masked tokens. The run
-folder gets `config.yaml`, `metrics.csv` (loss and collapse diagnostics), `checkpoints/last.ckpt`
-(`resume=true`) and, at the end, `encoder.safetensors` (the EMA target encoder, as official).
+folder gets `config.yaml`, `metrics.csv` and `tensorboard/` (loss and collapse diagnostics),
+`checkpoints/last.ckpt` (`resume=true`) and, at the end, `encoder.safetensors` (the EMA target
+encoder, as official). `run.strategy=ddp run.devices=N` trains in N processes; rank 0 writes the folder.
 
 `pretrain.method=mae` trains the pixel-reconstruction baseline (`mae.py`) instead: same backbone
 (`jepa.encoder`), data, masks (`jepa.masks`) and schedule, no EMA; its encoder is exported the same

@@ -1,14 +1,17 @@
 """Run directories and the Lightning trainer every training stage shares.
 
-`runs/<stage>/<name>/` holds the resolved `config.yaml`, `metrics.csv`, Lightning checkpoints under
-`checkpoints/` (`last.ckpt` is what `resume=true` continues from) and exported `*.safetensors`.
-A run directory is locked while a process trains in it, so a second process is refused.
+`runs/<stage>/<name>/` holds the resolved `config.yaml`, `metrics.csv`, TensorBoard event files under
+`tensorboard/`, Lightning checkpoints under `checkpoints/` (`last.ckpt` is what `resume=true` continues
+from) and exported `*.safetensors`. A run directory is locked while a process trains in it, so a second
+process is refused. With `run.strategy=ddp run.devices=N` Lightning re-executes the command in N-1 more
+processes: only global rank 0 owns the folder (lock, config, exports); the others just train.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import os
 import subprocess
 import warnings
 from pathlib import Path
@@ -17,7 +20,7 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
-from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from data.episodes import DatasetLock
 from worldmodel.checkpoints import save_safetensors
@@ -26,12 +29,27 @@ from worldmodel.errors import UserError
 from worldmodel.plots import writable_output
 
 
+def is_rank_zero() -> bool:
+    """Whether this process is global rank 0, from the variables the launchers set: torchrun's RANK, else
+    Lightning's NODE_RANK and LOCAL_RANK (its `ddp` launcher sets them before re-executing the command;
+    unset = a single process). Read from the environment because our own code runs before Lightning has
+    set up the process group (so before `rank_zero_only.rank` knows about NODE_RANK)."""
+    if "RANK" in os.environ:
+        return int(os.environ["RANK"]) == 0
+    return int(os.environ.get("NODE_RANK", 0)) == 0 and int(os.environ.get("LOCAL_RANK", 0)) == 0
+
+
 class RunDir:
-    """One stage's output folder: lock, config, checkpoints, exports."""
+    """One stage's output folder: lock, config, checkpoints, exports.
+
+    `owner` is False in the extra processes of a multi-process run: they read the folder (to resume
+    from the same checkpoint) but never lock or write it; rank 0 writes everything (Lightning's
+    loggers and `trainer.save_checkpoint` are rank-aware already)."""
 
     def __init__(self, config: Config, stage: str) -> None:
         self.path = Path(config.run.root) / stage / config.run.name
         self.stage = stage
+        self.owner = is_rank_zero()
         self._lock = DatasetLock(self.path / "run")
 
     @property
@@ -39,12 +57,11 @@ class RunDir:
         return self.path / "checkpoints" / "last.ckpt"
 
     def open(self, config: Config, resume: bool) -> Path | None:
-        """Lock the folder and write the config; returns the checkpoint to resume from, if any."""
+        """Lock the folder and write the config (the owner only: the other ranks were launched by it,
+        which holds the lock); returns the checkpoint to resume from, if any."""
         writable_output(self.path / "config.yaml")
-        try:
-            self._lock.acquire()
-        except ValueError:
-            raise UserError(f"run folder '{self.path}': another process is training here") from None
+        if self.owner:
+            self._acquire()
         has_checkpoint = self.last_checkpoint.exists()
         if has_checkpoint and not resume:
             self._lock.release()
@@ -52,15 +69,26 @@ class RunDir:
                 f"run folder '{self.path}' already has a checkpoint: pass resume=true to continue it, "
                 "or choose another run.name"
             )
-        save_config(config, self.path / "config.yaml")
+        if self.owner:
+            save_config(config, self.path / "config.yaml")
         return self.last_checkpoint if has_checkpoint else None
+
+    def _acquire(self) -> None:
+        try:
+            self._lock.acquire()
+        except ValueError:
+            raise UserError(f"run folder '{self.path}': another process is training here") from None
 
     def close(self) -> None:
         self._lock.release()
 
     def export(self, filename: str, state_dict: dict[str, torch.Tensor], metadata: dict[str, str]) -> Path:
-        """Write `*.safetensors` via a temp file and a rename."""
-        return save_safetensors(state_dict, self.path / filename, metadata)
+        """Write `*.safetensors` via a temp file and a rename; other ranks hold the same weights and
+        write nothing (the state dict is still built on every rank: FSDP gathers it collectively)."""
+        path = self.path / filename
+        if self.owner:
+            save_safetensors(state_dict, path, metadata)
+        return path
 
 
 class StopOnNonFinite(Callback):
@@ -123,13 +151,36 @@ def quiet_lightning() -> None:
         warnings.filterwarnings("ignore", message=message)
 
 
+def lightning_strategy(name: str, device: str, unused_parameters: bool) -> str:
+    """`run.strategy` as Lightning names it: DDP stops at the first step on a parameter without a
+    gradient unless told to look for them (which costs a graph walk per step, so only on request)."""
+    if name == "fsdp" and not device.startswith("cuda"):
+        raise UserError("config key 'run.strategy': fsdp needs CUDA in Lightning; on CPU use ddp")
+    if unused_parameters and name in ("ddp", "ddp_spawn"):
+        return f"{name}_find_unused_parameters_true"
+    return name
+
+
 def make_trainer(
-    run: RunDir, config: Config, max_steps: int, checkpoint_every: int, log_every: int
+    run: RunDir,
+    config: Config,
+    max_steps: int,
+    checkpoint_every: int,
+    log_every: int,
+    unused_parameters: bool = False,
 ) -> L.Trainer:
-    """A Lightning Trainer writing metrics.csv and checkpoints into the run folder."""
+    """A Lightning Trainer logging to `<run>/metrics.csv` and TensorBoard event files in
+    `<run>/tensorboard/`, checkpointing to `<run>/checkpoints/`, with `run.strategy` over `run.devices`
+    processes (`unused_parameters`: the module has weights the loss never reaches). Fixed log folders
+    (name="", version="") so resume=true appends where the run began."""
     quiet_lightning()
     device = pick_device(config.run.device)
-    logger = CSVLogger(save_dir=str(run.path), name="", version="")
+    loggers = [
+        CSVLogger(save_dir=str(run.path), name="", version=""),
+        TensorBoardLogger(
+            save_dir=str(run.path / "tensorboard"), name="", version="", default_hp_metric=False
+        ),
+    ]
     checkpoints = ModelCheckpoint(
         dirpath=run.path / "checkpoints",
         save_last=True,
@@ -139,9 +190,10 @@ def make_trainer(
     return L.Trainer(
         max_steps=max_steps,
         accelerator="gpu" if device.startswith("cuda") else "cpu",
-        devices=1,
+        strategy=lightning_strategy(config.run.strategy, device, unused_parameters),
+        devices=config.run.devices,
         precision=precision_for(device),
-        logger=logger,
+        logger=loggers,
         callbacks=[checkpoints, StopOnNonFinite()],
         log_every_n_steps=log_every,
         enable_model_summary=False,

@@ -289,16 +289,27 @@ def training_windows(config: Config, encoder: VisionTransformer, key: CacheKey) 
 
 
 def run_readout(
-    config: Config, run_path: Path, episodes: list[tuple[np.ndarray, np.ndarray, np.ndarray]], grid: int
+    config: Config,
+    run_path: Path,
+    episodes: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    grid: int,
+    save: bool = True,
 ) -> KeypointReadout:
     """The run's keypoint readout: reused from `<run>/readout.safetensors` on resume=true, else fitted
-    on every cached entry (augmented copies included) and saved there before the AC predictor trains."""
+    on every cached entry (augmented copies included) and saved there (if `save`) before the AC
+    predictor trains.
+
+    It is fitted before Lightning starts, so with run.strategy=ddp every rank fits it: identically (same
+    data, seed and torch threads, one process each), so each rank's windows agree; only rank 0 saves
+    it. Fitting on every rank, rather than loading rank 0's file, needs no wait for that file when the
+    ranks start together (torchrun, several nodes)."""
     path = run_path / READOUT_FILE
     if config.train.resume and path.is_file():
         return load_readout(path)
     print(f"[train] fitting the keypoint readout ({config.readout.steps} steps)", flush=True)
     readout = train_readout([(z, a) for z, _, a in episodes], grid, config.readout, seed=config.run.seed)
-    save_readout(readout, path)
+    if save:
+        save_readout(readout, path)
     return readout
 
 
@@ -317,7 +328,7 @@ def train(config: Config) -> Path:
     try:
         if config.readout.kind == "keypoints":
             assert isinstance(windows, LatentWindows)
-            readout = run_readout(config, run.path, windows.episodes, key.latent_pool)
+            readout = run_readout(config, run.path, windows.episodes, key.latent_pool, save=run.owner)
             windows = LatentWindows(
                 [(apply_readout(readout, z), s, a) for z, s, a in windows.episodes], t.clip_len
             )
@@ -332,7 +343,9 @@ def train(config: Config) -> Path:
             generator=torch.Generator().manual_seed(config.run.seed),
         )
         module = ACModule(ac, config, None if t.from_cache else encoder)
-        trainer = make_trainer(run, config, t.max_steps, t.checkpoint_every, t.log_every)
+        # The predictor keeps the official checkpoint's extrinsics_encoder, unused unless ac.use_extrinsics.
+        unused = not ac.use_extrinsics
+        trainer = make_trainer(run, config, t.max_steps, t.checkpoint_every, t.log_every, unused)
         trainer.fit(module, train_dataloaders=loader, ckpt_path=str(resume_from) if resume_from else None)
         trainer.save_checkpoint(run.last_checkpoint)  # the final state, for resume=true
         metadata = {

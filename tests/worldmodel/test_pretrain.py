@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import struct
+from pathlib import Path
 
 import pytest
 import torch
@@ -23,6 +25,23 @@ def pretrain_args(data, root, *extra):
     ]
 
 
+def tensorboard_scalars(folder: Path) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar in the event files directly in `folder`, by tag: parsed with tensorboardX's
+    protobufs from TFRecord framing (u64 length, u32 crc, payload, u32 crc)."""
+    from tensorboardX.proto.event_pb2 import Event
+
+    scalars: dict[str, list[tuple[int, float]]] = {}
+    for path in sorted(folder.glob("events.out.tfevents.*")):
+        data, offset = path.read_bytes(), 0
+        while offset < len(data):
+            (length,) = struct.unpack_from("<Q", data, offset)
+            event = Event.FromString(data[offset + 12 : offset + 12 + length])
+            offset += 12 + length + 4
+            for value in event.summary.value:
+                scalars.setdefault(value.tag, []).append((event.step, value.simple_value))
+    return scalars
+
+
 def test_pretrain_exports_encoder_and_logs_metrics(wm, tiny_dataset, tmp_path) -> None:
     result = wm(*pretrain_args(tiny_dataset, tmp_path, "max_steps=4", "checkpoint_every=2"))
     assert result.returncode == 0, result.stderr
@@ -33,6 +52,8 @@ def test_pretrain_exports_encoder_and_logs_metrics(wm, tiny_dataset, tmp_path) -
     losses = [float(r["loss"]) for r in rows if r.get("loss")]
     assert len(losses) >= 3 and all(0 < x < 10 for x in losses)
     assert any(r.get("target_std") for r in rows)
+    logged = tensorboard_scalars(run / "tensorboard")  # the same losses, for TensorBoard
+    assert [v for _, v in logged["loss"]] == pytest.approx(losses) and "target_std" in logged
     encoder, metadata = load_encoder(run)
     assert metadata["format"] == "jepa-wm.encoder" and len(metadata["weights_hash"]) == 16
     images = torch.randint(0, 256, (2, 64, 64, 3), dtype=torch.uint8)
@@ -52,6 +73,10 @@ def test_pretrain_resume_continues_and_refuses_without_flag(wm, tiny_dataset, tm
     assert checkpoint["global_step"] == 4
     # the resumed run trains at the lr given now, not the checkpoint's
     assert set(checkpoint["lr_schedulers"][0]["base_lrs"]) == {1e-6}
+    # and logs into the same TensorBoard folder (no version_1/), after the first run's steps
+    board = tmp_path / "pretrain" / "tiny" / "tensorboard"
+    assert not [p for p in board.iterdir() if p.is_dir()]
+    assert [step for step, _ in tensorboard_scalars(board)["loss"]] == [0, 1, 2, 3]
 
 
 @pytest.mark.parametrize(
