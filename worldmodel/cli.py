@@ -254,7 +254,7 @@ def eval_command(overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP
     print_eval_table(results, config)
     paths = write_outputs(config, results, out_dir)
     for label, path in paths.items():
-        console.print(f"{label}: {path}")
+        console.print(f"{label}: {', '.join(map(str, path)) if isinstance(path, list) else path}")
 
 
 def check_output_folder(folder: Path) -> None:

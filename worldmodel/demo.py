@@ -240,3 +240,17 @@ def print_tables(
                 f"{r['mean_final_distance_cm']:.1f} cm",
             )
     console.print(success)
+    print_outputs(probe_json.parent, eval_json.parent)
+
+
+def print_outputs(demo_dir: Path, eval_dir: Path) -> None:
+    """Where to look next: the planning videos, the plots and the report (those that exist)."""
+    looks = [
+        ("planning videos", sorted((eval_dir / "videos").glob("*.mp4"))),
+        ("plots", [p for p in (eval_dir / "success.png", eval_dir / "energy.png") if p.exists()]),
+        ("report (open in a browser)", [p for p in [eval_dir / "report.html"] if p.exists()]),
+        ("held-out scenes", [p for p in [demo_dir / "scenes.png"] if p.exists()]),
+    ]
+    for label, paths in looks:
+        if paths:
+            console.print(f"{label}: {', '.join(str(p) for p in paths)}")

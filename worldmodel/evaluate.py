@@ -211,8 +211,25 @@ def summarise(
     )
 
 
-def write_outputs(config: Config, results: list[RowResult], out_dir: Path) -> dict[str, Path]:
-    """results.json (with resolved config and git commit), success and energy plots, report.html."""
+def write_episode_videos(results: list[RowResult], out_dir: Path) -> list[Path]:
+    """One MP4 per (task, row): its first episode, camera beside goal, for people who would rather
+    look than read the table (the same clips play inline in report.html)."""
+    from worldmodel.plan_run import write_video
+
+    written = []
+    for r in results:
+        if r.episode is None or not r.episode.frames:
+            continue
+        name = f"{r.task.split('/')[-1]}_{r.row}.mp4"
+        written += write_video(
+            r.episode.frames, r.episode.goal, None, out_dir / "videos" / name, steps=r.episode.steps
+        )
+    return written
+
+
+def write_outputs(config: Config, results: list[RowResult], out_dir: Path) -> dict[str, Any]:
+    """results.json (with resolved config and git commit), success and energy plots, report.html,
+    and one episode video per task and row under videos/."""
     from worldmodel.plots import plot_energy_curves, plot_success
     from worldmodel.report import build_report
     from worldmodel.runs import git_commit
@@ -239,4 +256,5 @@ def write_outputs(config: Config, results: list[RowResult], out_dir: Path) -> di
         tmp.replace(report)
     finally:
         tmp.unlink(missing_ok=True)
-    return {"results": path, "success": success_png, "energy": energy_png, "report": report}
+    videos = write_episode_videos(results, out_dir)
+    return {"results": path, "success": success_png, "energy": energy_png, "report": report, "videos": videos}

@@ -287,13 +287,15 @@ def write_video(
     gif: Path | None = None,
     distances: list[float] | None = None,
     goal_label: str = "goal image",
+    steps: list[int] | None = None,
 ) -> list[Path]:
-    """Write an MP4 (and optionally a GIF) of the episode via temp file + rename."""
+    """Write an MP4 (and optionally a GIF) of the episode via temp file + rename (`energies=None`:
+    camera and goal only; `steps`: MPC step of each frame when `frames` is a subsample)."""
     import imageio.v2 as imageio
 
     from worldmodel.plots import writable_output
 
-    video = compose_frames(frames, goal, energies, distances, goal_label)
+    video = compose_frames(frames, goal, energies, distances, goal_label, steps=steps)
     written = []
     targets = [(Path(path), "mp4")] + ([(Path(gif), "gif")] if gif is not None else [])
     for target, kind in targets:

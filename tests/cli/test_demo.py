@@ -41,6 +41,8 @@ def test_demo_runs_then_reuses(wm, tmp_path) -> None:
     assert "CEM + learned world model" in first.stdout
     assert (tmp_path / "runs" / "pretrain" / "tiny" / "encoder.safetensors").exists()
     assert (tmp_path / "runs" / "demo" / "tiny" / "eval" / "success.png").exists()
+    video = tmp_path / "runs" / "demo" / "tiny" / "eval" / "videos" / "Reach-v0_learned.mp4"
+    assert video.stat().st_size > 1000 and f"planning videos: {tmp_path}" in first.stdout.replace("\n", "")
     second = wm(*args)
     assert second.returncode == 0, second.stderr
     for stage in ("collect", "pretrain", "probe", "cache", "train", "eval"):

@@ -32,6 +32,10 @@ def test_eval_writes_table_results_and_plots(wm, tmp_path) -> None:
     assert rows["simulator"]["encoder"] == "pixels"
     assert "plan:" in payload["config"]
     assert (out / "success.png").stat().st_size > 1000 and (out / "energy.png").stat().st_size > 1000
+    videos = sorted(p.name for p in (out / "videos").glob("*.mp4"))
+    assert videos == ["Reach-v0_oracle.mp4", "Reach-v0_random.mp4", "Reach-v0_simulator.mp4"]
+    assert all((out / "videos" / v).stat().st_size > 1000 for v in videos)
+    assert not list((out / "videos").glob(".*"))  # no temp file left behind
 
 
 def test_eval_learned_row_without_predictor_is_one_clear_line(wm, tmp_path) -> None:

@@ -119,6 +119,7 @@ def tiny_eval(tmp_path_factory) -> tuple[Path, object]:
     result = run_wm(
         "eval",
         "tasks=[jepa_wm/Reach-v0]",
+        "rows=[oracle,simulator]",
         "episodes=2",
         "budget=6",
         "sim_samples=24",
