@@ -42,6 +42,11 @@ class CacheKey:
     augment: str = "none"  # colour-augmented copies of each episode (worldmodel.stage2.augment_tag)
 
 
+def augment_label(copies: int, strength: float) -> str:
+    """`CacheKey.augment` for `train.augment_copies` / `train.augment_strength`."""
+    return f"colour_view x{copies} strength {strength:g}" if copies else "none"
+
+
 def source_signature(dataset: str | Path) -> str:
     """Size and modification time of every file of a dataset: changes when the data change."""
     parts = []

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from data.cache import CacheKey, check_cache, read_cache, source_signature
+from data.cache import CacheKey, augment_label, check_cache, read_cache, source_signature
 from data.episodes import DatasetError, EpisodeReader
 from worldmodel.errors import UserError
 from worldmodel.pretrain import PREPROCESSING
@@ -80,6 +80,8 @@ def _cache_for(
         latent_pool=int(wm.metadata.get("latent_pool", wm.predictor.cfg.grid_h)),
         source=source,
         source_signature=source_signature(data),
+        # The run's colour-augmented copies are in its cache too (entries n.. ; we read 0..n-1).
+        augment=augment_label(int(train.get("augment_copies", 0)), float(train.get("augment_strength", 1.0))),
     )
     return Path(cache), key
 
@@ -98,7 +100,10 @@ def episode_latents(
     if path.exists():
         try:
             check_cache(path, key)
-            return [torch.from_numpy(z) for z, _, _ in read_cache(path, indices)], f"cache {path}"
+            cached = [torch.from_numpy(z) for z, _, _ in read_cache(path, indices)]
+            if wm.readout is not None:  # a keypoint run caches whole token grids: read them out
+                cached = [wm.readout(z.float().to(wm.device)).cpu() for z in cached]
+            return cached, f"cache {path}"
         except DatasetError as err:
             reason = str(err)
     latents = [wm.encode(torch.from_numpy(reader.read_frames(i))).cpu() for i in indices]

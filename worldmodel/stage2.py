@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from data.cache import CacheKey, CacheWriter, check_cache, read_cache, source_signature
+from data.cache import CacheKey, CacheWriter, augment_label, check_cache, read_cache, source_signature
 from data.episodes import EpisodeReader
 from worldmodel.ac_loss import ac_loss
 from worldmodel.ac_predictor import ACPredictor, ACPredictorConfig
@@ -60,8 +60,7 @@ def cache_pool(config: Config, encoder: VisionTransformer) -> int:
 
 
 def augment_tag(config: Config) -> str:
-    t = config.train
-    return f"colour_view x{t.augment_copies} strength {t.augment_strength:g}" if t.augment_copies else "none"
+    return augment_label(config.train.augment_copies, config.train.augment_strength)
 
 
 def cache_key(

@@ -187,6 +187,13 @@ def test_keypoint_readout_with_augmented_copies_caches_trains_and_plans(tiny_dat
     z = wm.encode(torch.from_numpy(reader.read_frames(0)[:5]))
     assert z.shape == (5, 1, 8) and bool((z.abs() <= 1).all())
     assert not torch.allclose(z[0], z[4])  # the arm moved, so do the keypoints
+    from worldmodel.rollout_report import rollout_report
+
+    cached = rollout_report(wm, run, tiny_dataset, horizon=2)  # the cache holds grids: read out
+    encoded = rollout_report(wm, run, tiny_dataset, horizon=2, cache=tmp_path / "none.h5")
+    assert cached.latents.startswith("cache ") and encoded.latents.startswith("encoded")
+    for a, b in zip(cached.rows, encoded.rows, strict=True):
+        assert a.copy_l1 == pytest.approx(b.copy_l1, rel=5e-2, abs=1e-3)
     config = load_config(
         [f"world_model={run}", f"encoder={run}", "rows=[learned,simulator]", "tasks=[jepa_wm/Reach-v0]",
          "episodes=1", "budget=2", "plan.samples=8", "plan.iterations=1", "sim_samples=4",
