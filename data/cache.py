@@ -39,7 +39,7 @@ class CacheKey:
     latent_pool: int
     source: str
     source_signature: str
-    augment: str = "none"  # colour-augmented copies of each episode (worldmodel.stage2.augment_tag)
+    augment: str = "none"  # colour-augmented copies of each episode (`augment_label`)
 
 
 def augment_label(copies: int, strength: float) -> str:

@@ -13,6 +13,7 @@ import logging
 import math
 import os
 import subprocess
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -178,7 +179,13 @@ def make_trainer(
     loggers = [
         CSVLogger(save_dir=str(run.path), name="", version=""),
         TensorBoardLogger(
-            save_dir=str(run.path / "tensorboard"), name="", version="", default_hp_metric=False
+            save_dir=str(run.path / "tensorboard"),
+            name="",
+            version="",
+            default_hp_metric=False,
+            # Event files are named by the second and host only: a resume within the same second
+            # would overwrite the first run's file. A per-start suffix keeps both.
+            filename_suffix=f".{os.getpid()}.{time.time_ns()}",
         ),
     ]
     checkpoints = ModelCheckpoint(
