@@ -108,3 +108,15 @@ TINY_MODEL = [
     "jepa.predictor.num_heads=1",
     "jepa.predictor.mlp_hidden=64",
 ]
+
+# A 1-block AC predictor on pooled 2x2 tokens, no readout fit or augmented copies: the cheapest
+# stage 2 for tests that are about something else.
+TINY_AC = [
+    "ac.width=32",
+    "ac.depth=1",
+    "ac.num_heads=1",
+    "ac.grid_h=2",
+    "ac.grid_w=2",
+    "readout.kind=pool",
+    "train.augment_copies=0",
+]

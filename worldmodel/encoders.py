@@ -60,6 +60,11 @@ def pixel_encode_fn(grid: int, patch: int = 8) -> EncodeFn:
     return encode
 
 
+def is_ac_run(name: str | Path) -> bool:
+    """Whether `name` is an AC run folder (runs/ac/<name>), whose latent is its planner's own."""
+    return (Path(name) / "predictor.safetensors").is_file()
+
+
 def make_encode_fn(name: str, grid: int, image_size: int = 64, seed: int = 0) -> EncodeFn:
     """`pixels`, `random` (a random-init tiny ViT), a pretrain run folder / encoder file, or an AC
     run folder (runs/ac/<name>): exactly the latent its planner uses (its pooling or keypoint
@@ -69,7 +74,7 @@ def make_encode_fn(name: str, grid: int, image_size: int = 64, seed: int = 0) ->
     if name == "random":
         torch.manual_seed(seed)
         return vit_encode_fn(VisionTransformer(ViTConfig(img_size=image_size)).eval(), grid)
-    if (Path(name) / "predictor.safetensors").is_file():
+    if is_ac_run(name):
         from worldmodel.world_model import WorldModel
 
         return WorldModel.from_run(name).encode

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from worldmodel.encoders import make_encode_fn
+from worldmodel.encoders import is_ac_run, make_encode_fn
 from worldmodel.probe import ProbeReport, cross_appearance_probe, probe_latents
 
 
@@ -52,8 +52,7 @@ def run_probe(
     rows = []
     for name in encoders:
         # An AC run is probed once, through its own pooling or keypoint readout.
-        is_run = (Path(name) / "predictor.safetensors").is_file()
-        for grid in grids[:1] if is_run else grids:
+        for grid in grids[:1] if is_ac_run(name) else grids:
             encode = make_encode_fn(name, grid, image_size=images.shape[1])
             latents, fit_latents = encode(images), encode(fit_images)
             # Within-episode pairs: same appearance, as when the planner compares frame and goal.

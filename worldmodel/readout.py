@@ -174,10 +174,12 @@ def train_readout(
 
 
 @torch.no_grad()
+@torch.no_grad()
 def apply_readout(readout: KeypointReadout, tokens: np.ndarray, chunk: int = 1024) -> np.ndarray:
-    """Tokens `[T, N, D]` (any float dtype) -> latents `[T, 1, 2K]` float32."""
+    """Tokens `[T, N, D]` (any float dtype) -> latents `[T, 1, 2K]` float32, on the readout's device."""
+    device = readout.coords.device
     x = torch.from_numpy(tokens)
-    return torch.cat([readout(part.float()) for part in x.split(chunk)]).numpy()
+    return torch.cat([readout(part.to(device).float()).cpu() for part in x.split(chunk)]).numpy()
 
 
 def save_readout(readout: KeypointReadout, path: Path) -> Path:

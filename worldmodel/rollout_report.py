@@ -29,6 +29,7 @@ from data.cache import CacheKey, augment_label, check_cache, read_cache, source_
 from data.episodes import DatasetError, EpisodeReader
 from worldmodel.errors import UserError
 from worldmodel.pretrain import PREPROCESSING
+from worldmodel.readout import apply_readout
 from worldmodel.world_model import WorldModel
 
 HOLDOUT_FRACTION = 0.2
@@ -100,10 +101,10 @@ def episode_latents(
     if path.exists():
         try:
             check_cache(path, key)
-            cached = [torch.from_numpy(z) for z, _, _ in read_cache(path, indices)]
+            cached = [z for z, _, _ in read_cache(path, indices)]
             if wm.readout is not None:  # a keypoint run caches whole token grids: read them out
-                cached = [wm.readout(z.float().to(wm.device)).cpu() for z in cached]
-            return cached, f"cache {path}"
+                cached = [apply_readout(wm.readout, z) for z in cached]
+            return [torch.from_numpy(z) for z in cached], f"cache {path}"
         except DatasetError as err:
             reason = str(err)
     latents = [wm.encode(torch.from_numpy(reader.read_frames(i))).cpu() for i in indices]

@@ -21,19 +21,9 @@ import torch
 from PIL import Image
 
 from data.episodes import EpisodeWriter
-from tests.conftest import TINY_MODEL
+from tests.conftest import TINY_AC, TINY_MODEL
 from tests.data.helpers import make_episode, make_meta
 from tests.reliability.helpers import run_main
-
-TINY_AC = [
-    "ac.width=32",
-    "ac.depth=1",
-    "ac.num_heads=1",
-    "ac.grid_h=2",
-    "ac.grid_w=2",
-    "readout.kind=pool",
-    "train.augment_copies=0",
-]
 
 
 @dataclass

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, TINY_AC
 from tests.reliability.helpers import run_main
-from tests.worldmodel.test_stage2 import TINY_AC, tiny_encoder
+from tests.worldmodel.test_stage2 import tiny_encoder
 
 
 @pytest.fixture(scope="module")

@@ -7,17 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TINY_MODEL
-
-TINY_AC = [
-    "ac.width=32",
-    "ac.depth=1",
-    "ac.num_heads=1",
-    "ac.grid_h=2",
-    "ac.grid_w=2",
-    "readout.kind=pool",
-    "train.augment_copies=0",
-]
+from tests.conftest import TINY_AC, TINY_MODEL
 
 
 def tiny_encoder(root: Path) -> Path:
