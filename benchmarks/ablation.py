@@ -1,11 +1,13 @@
 """`wm bench ablation`: is latent prediction a better planning latent than the alternatives?
 
 Same play data, same AC predictor recipe, same planner and budget, four latent spaces: our V-JEPA
-encoder, the MAE encoder (same backbone, data and steps), a random-init ViT and raw pixels (the
-two baselines are exported as encoder files, `worldmodel/baseline_encoders.py`, so they run
-through the very same cache, predictor and eval). Per latent space: probe (rank correlations and
-R² on held-out Push frames, at the planner's pooling), then success on each task with the
-encoder alone (simulator dynamics) and with the learned predictor. Every stage is reused when run
+encoder, the MAE encoder (same backbone and data; `--mae-steps` gives it the same wall time), a
+random-init ViT and raw pixels (the two baselines are exported as encoder files,
+`worldmodel/baseline_encoders.py`, so they run through the very same cache, readout, predictor and
+eval). Per latent space: the probe on held-out Push frames twice, once on the latent the planner
+reads (the AC run's pooling or keypoint readout) and once on the encoder's pooled tokens (R² of
+the frozen features, as the stage-1 target asks), then success on each task for the `--rows`
+(encoder alone with simulator dynamics, and the learned predictor). Every stage is reused when run
 again. Writes benchmarks/results/ablation.json and the README table between the ABLATION markers.
 """
 
@@ -52,6 +54,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--probe-episodes", type=positive, default=20, help="held-out Push episodes for the probe"
     )
+    parser.add_argument(
+        "--rows", default="simulator,learned", help="eval rows: comma-separated simulator, learned"
+    )
+    parser.add_argument(
+        "--mae-steps", type=positive, help="MAE pretraining steps (default: the preset's, as ours)"
+    )
     parser.add_argument("--root", default="runs", help="runs folder (ours is runs/pretrain/<preset>)")
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR, help="where ablation.json goes")
     parser.add_argument("--no-readme", action="store_true", help="do not rewrite the README table")
@@ -63,8 +71,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def encoder_stage(base: Config, latent: str) -> tuple[StageResult, Path]:
-    """Our encoder is the preset's (the demo's); MAE is pretrained on the same data and steps."""
+def encoder_stage(base: Config, latent: str, mae_steps: int | None) -> tuple[StageResult, Path]:
+    """Our encoder is the preset's (the demo's); MAE is pretrained on the same data, for the same
+    steps or `mae_steps` (its run name then says so)."""
     config = copy.deepcopy(base)
     if latent in ("pixels", "random"):
         from worldmodel.baseline_encoders import export_baseline
@@ -79,24 +88,33 @@ def encoder_stage(base: Config, latent: str) -> tuple[StageResult, Path]:
     if latent == "mae":
         config.run.name = f"{base.run.name}_mae"
         config.pretrain.method = "mae"
+        if mae_steps is not None and mae_steps != base.pretrain.max_steps:
+            config.run.name += f"{mae_steps}"
+            config.pretrain.max_steps = mae_steps
     return pretrain_stage(config, f"{latent}: pretrain")
 
 
-def probe_stage(latent: str, encoder_dir: Path, grid: int, episodes: int, out: Path) -> StageResult:
+def probe_stage(
+    latent: str, planner_dir: Path, encoder_dir: Path, grid: int, episodes: int, out: Path
+) -> StageResult:
+    """Two rows: the planner's latent (the AC run's readout), then the encoder pooled to `grid`."""
+
     def do_probe() -> str:
         from worldmodel.probe_run import run_probe, write_probe
 
-        rows = run_probe([str(encoder_dir)], [grid], PROBE_ENV, episodes, 30, "heldout")
+        rows = run_probe([str(planner_dir), str(encoder_dir)], [grid], PROBE_ENV, episodes, 30, "heldout")
         write_probe(rows, out)
         return f"rank corr EE {rows[0]['rank_corr_ee']:.3f}, cube {rows[0]['rank_corr_cube']:.3f}"
 
     return run_stage(f"{latent}: probe", out.exists, do_probe)
 
 
-def eval_stage(config: Config, latent: str, encoder_dir: Path, ac_dir: Path, out_dir: Path) -> StageResult:
-    config.eval.encoder = str(encoder_dir)
+def eval_stage(
+    config: Config, latent: str, planner_latent: Path, ac_dir: Path, rows: list[str], out_dir: Path
+) -> StageResult:
+    config.eval.encoder = str(planner_latent)
     config.eval.world_model = str(ac_dir)
-    config.eval.rows = ["simulator", "learned"]
+    config.eval.rows = rows
 
     def do_eval() -> str:
         from worldmodel.evaluate import evaluate, write_outputs
@@ -107,29 +125,34 @@ def eval_stage(config: Config, latent: str, encoder_dir: Path, ac_dir: Path, out
     return run_stage(f"{latent}: eval", (out_dir / "results.json").exists, do_eval)
 
 
+PROBE_KEYS = ("rank_corr_ee", "rank_corr_ee_near", "rank_corr_cube", "probe_r2_ee", "probe_r2_cube")
+
+
 def run_latent(base: Config, latent: str, args: argparse.Namespace) -> dict:
     """Every stage for one latent space; returns its probe and success figures."""
     folder = Path(base.run.root) / "ablation" / latent
-    stage, encoder_dir = encoder_stage(base, latent)
-    grid = base.eval.latent_grid
-    probe_json = folder / "probe.json"
-    probe_stage(latent, encoder_dir, grid, args.probe_episodes, probe_json)
+    stage, encoder_dir = encoder_stage(base, latent, args.mae_steps)
     config = copy.deepcopy(base)
     config.run.name = f"ablation_{latent}"
     config.train.cache = str(folder / "embeddings.h5")
     ac_stages(config, encoder_dir, prefix=f"{latent}: ")
     ac_dir = Path(base.run.root) / "ac" / config.run.name
-    eval_dir = folder / "eval"
-    eval_stage(config, latent, encoder_dir, ac_dir, eval_dir)
-    probe = json.loads(probe_json.read_text())[0]
-    rows = json.loads((eval_dir / "results.json").read_text())["results"]
+    # A new file name: probe.json of earlier versions held the pooled row only.
+    probe_json = folder / "probe_latents.json"
+    probe_stage(latent, ac_dir, encoder_dir, base.eval.latent_grid, args.probe_episodes, probe_json)
+    rows = args.rows.split(",")
+    eval_dir = folder / ("eval" if rows == ["simulator", "learned"] else f"eval_{'_'.join(rows)}")
+    # As in the demo: the simulator row scores the planner's own latent (keypoints read by the AC
+    # run), or the encoder pooled to eval.latent_grid when the readout is pooling.
+    planner_latent = ac_dir if base.readout.kind == "keypoints" else encoder_dir
+    eval_stage(config, latent, planner_latent, ac_dir, rows, eval_dir)
+    planner, pooled = json.loads(probe_json.read_text())
+    results = json.loads((eval_dir / "results.json").read_text())["results"]
     return {
         "encoder": str(encoder_dir),
-        "tokens": probe["tokens"],
-        "probe": {
-            k: probe[k]
-            for k in ("rank_corr_ee", "rank_corr_ee_near", "rank_corr_cube", "probe_r2_ee", "probe_r2_cube")
-        },
+        "tokens": planner["tokens"],
+        "probe": {k: planner[k] for k in PROBE_KEYS} | {"cross_error_cm_ee": planner["cross_error_cm_ee"]},
+        "pooled_probe": {k: pooled[k] for k in PROBE_KEYS},
         "success": {
             f"{r['task'].split('/')[-1]} {r['row']}": {
                 "success_rate": r["success_rate"],
@@ -137,7 +160,7 @@ def run_latent(base: Config, latent: str, args: argparse.Namespace) -> dict:
                 "mean_final_distance_cm": r["mean_final_distance_cm"],
                 "episodes": r["episodes"],
             }
-            for r in rows
+            for r in results
         },
     }
 
@@ -145,18 +168,30 @@ def run_latent(base: Config, latent: str, args: argparse.Namespace) -> dict:
 NAMES = {"ours": "ours (V-JEPA)", "mae": "MAE", "random": "random-init ViT", "pixels": "raw pixels"}
 
 
-def table(results: dict[str, dict], tasks: list[str]) -> str:
-    """Markdown: one row per latent space; success cells are `rate (final distance)`."""
-    cols = [f"{t.split('/')[-1]} {row}" for t in tasks for row in ("simulator", "learned")]
-    head = ["latent", "tokens", "rank corr EE", "rank corr cube", "R² EE", "R² cube", *cols]
+def table(results: dict[str, dict], tasks: list[str], rows: list[str]) -> str:
+    """Markdown: one row per latent space. Probe columns are the planner's latent, then R² of the
+    encoder's pooled tokens; success cells are `rate [95 % interval] (final distance)`."""
+    cols = [f"{t.split('/')[-1]} {row}" for t in tasks for row in rows]
+    head = [
+        "latent", "tokens", "rank corr EE", "EE < 5 cm", "rank corr cube", "R² EE / cube",
+        "cross-appearance EE error", "pooled encoder R² EE / cube", *cols,
+    ]  # fmt: skip
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for latent, r in results.items():
-        p = r["probe"]
+        p, q = r["probe"], r["pooled_probe"]
         cells = [NAMES.get(latent, latent), str(r["tokens"])]
-        cells += [f"{p[k]:.3f}" for k in ("rank_corr_ee", "rank_corr_cube", "probe_r2_ee", "probe_r2_cube")]
+        cells += [f"{p[k]:.3f}" for k in ("rank_corr_ee", "rank_corr_ee_near", "rank_corr_cube")]
+        cells += [f"{p['probe_r2_ee']:.3f} / {p['probe_r2_cube']:.3f}", f"{p['cross_error_cm_ee']:.1f} cm"]
+        cells.append(f"{q['probe_r2_ee']:.3f} / {q['probe_r2_cube']:.3f}")
         for col in cols:
             s = r["success"].get(col)
-            cells.append(f"{s['success_rate']:.0%} ({s['mean_final_distance_cm']:.1f} cm)" if s else "-")
+            if s is None:
+                cells.append("-")
+                continue
+            low, high = s["ci95"]
+            cells.append(
+                f"{s['success_rate']:.0%} [{low:.0%}, {high:.0%}] ({s['mean_final_distance_cm']:.1f} cm)"
+            )
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -178,6 +213,12 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
         raise UserError(
             f"wm bench ablation: --latents: expected names from {','.join(LATENTS)}, got {unknown[0]!r}"
         )
+    rows = [name for name in args.rows.split(",") if name]
+    if not rows or set(rows) - {"simulator", "learned"}:
+        raise UserError(
+            f"wm bench ablation: --rows: expected names from simulator,learned, got {args.rows!r}"
+        )
+    args.rows = ",".join(rows)
     base = load_config([f"preset={args.preset}", f"run.root={args.root}", *args.overrides])
     base.eval.tasks = [t for t in args.tasks.split(",") if t]
     base.eval.episodes = args.episodes
@@ -189,14 +230,25 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
     for latent in latents:
         results[latent] = run_latent(base, latent, args)
         say(f"[ablation] {latent}: {json.dumps(results[latent]['success'])}")
-    markdown = table(results, base.eval.tasks)
+    markdown = table(results, base.eval.tasks, rows)
     print(markdown)
     figures = {
         f"{latent} {key}": value["success_rate"] if isinstance(value, dict) else value
         for latent, r in results.items()
-        for key, value in {**r["probe"], **r["success"]}.items()
+        for key, value in {
+            **r["probe"],
+            **{f"pooled {k}": v for k, v in r["pooled_probe"].items()},
+            **r["success"],
+        }.items()
     }
-    config = {"preset": args.preset, "episodes": args.episodes, "tasks": base.eval.tasks, "latents": latents}
+    config = {
+        "preset": args.preset,
+        "episodes": args.episodes,
+        "tasks": base.eval.tasks,
+        "latents": latents,
+        "rows": rows,
+        "mae_steps": args.mae_steps or base.pretrain.max_steps,
+    }
     write_result("ablation", config, figures, args.results_dir)
     if not args.no_readme:
         update_readme(markdown)

@@ -120,3 +120,28 @@ TINY_AC = [
     "readout.kind=pool",
     "train.augment_copies=0",
 ]
+
+# The whole demo pipeline at its cheapest, on Reach only (keypoint readout and augmented copies
+# kept, as the tiny preset has them): `wm demo`, `wm bench ablation`, `demo_stages`.
+TINY_PIPELINE = [
+    "collect.envs=[jepa_wm/Reach-v0]",
+    "collect.episodes=3",
+    "collect.steps=8",
+    "collect.workers=1",
+    "pretrain.max_steps=2",
+    "pretrain.batch_size=4",
+    "eval.tasks=[jepa_wm/Reach-v0]",
+    "eval.episodes=1",
+    "eval.budget=2",
+    "eval.sim_samples=4",
+    "eval.sim_iterations=1",
+    "plan.samples=8",
+    "plan.iterations=1",
+    "train.max_steps=2",
+    "train.batch_size=4",
+    "readout.steps=20",
+    "ac.width=32",
+    "ac.depth=1",
+    "ac.num_heads=1",
+    *TINY_MODEL,
+]

@@ -174,7 +174,6 @@ def train_readout(
 
 
 @torch.no_grad()
-@torch.no_grad()
 def apply_readout(readout: KeypointReadout, tokens: np.ndarray, chunk: int = 1024) -> np.ndarray:
     """Tokens `[T, N, D]` (any float dtype) -> latents `[T, 1, 2K]` float32, on the readout's device."""
     device = readout.coords.device

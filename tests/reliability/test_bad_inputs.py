@@ -1089,6 +1089,15 @@ def _(w, tmp):
     )
 
 
+@case("bench-ablation-unknown-row")
+def _(w, tmp):
+    return Spec(
+        ["bench", "ablation", "--rows", "learned,oracle", "--root", tmp / "runs"],
+        ["--rows", "oracle"],
+        [tmp / "runs"],
+    )
+
+
 @case("bench-ablation-unknown-option")
 def _(w, tmp):
     return Spec(["bench", "ablation", "--episode", "3"], ["--episode"])
