@@ -21,6 +21,7 @@ BENCHMARKS = (
     "rollout_speed",
     "pretrain_compare",
     "cache_speed",
+    "demo_stages",  # the whole tiny demo from nothing: ~10 min here
 )
 EXTRA = ("ablation",)  # by name only (`wm bench ablation`): ~30 min, its own README table
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -36,7 +37,9 @@ def run(names: tuple[str, ...] = BENCHMARKS) -> None:
             continue
         print(f"[bench] {name} ...", flush=True)
         start = time.perf_counter()
-        argparse_style = ("planner_speed", "rollout_speed", "pretrain_compare", "cache_speed", "ablation")
+        argparse_style = (
+            "planner_speed", "rollout_speed", "pretrain_compare", "cache_speed", "demo_stages", "ablation",
+        )  # fmt: skip
         module.main() if name not in argparse_style else module.main([])
         print(f"[bench] {name} done in {time.perf_counter() - start:.0f} s", flush=True)
 

@@ -182,8 +182,25 @@ def run_demo(config: Config, episodes_per_task: int = 10) -> list[StageResult]:
         return str(eval_json)
 
     stages.append(run_stage("eval", eval_json.exists, do_eval))
+    write_stage_times(stages, run_dir / "stages.json")
     print_tables(stages, c.envs, episodes_per_task, probe_json, eval_json)
     return stages
+
+
+def write_stage_times(stages: list[StageResult], path: Path) -> Path:
+    """`stages.json`: the seconds each stage took when it last ran. A reused stage keeps the time
+    recorded when it was built, so a second demo does not overwrite the first one's timings."""
+    previous = json.loads(path.read_text()) if path.exists() else {}
+    record = {}
+    for stage in stages:
+        kept = previous.get(stage.name) if stage.status == "reused" else None
+        record[stage.name] = kept or {"seconds": stage.seconds, "detail": stage.detail}
+        record[stage.name]["last_status"] = stage.status
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(record, indent=2) + "\n")
+    tmp.replace(path)
+    return path
 
 
 def latent_label(name: str) -> str:

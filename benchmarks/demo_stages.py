@@ -1,0 +1,72 @@
+"""End-to-end demo stage times: the whole tiny pipeline from nothing, then again with every stage reused.
+
+Runs `wm demo` (the same `run_demo` the command calls) in a fresh folder, so no stage is reused from
+an earlier demo; the second run is the side-by-side baseline of the reuse promise (it should cost
+seconds). The install step of `make demo` is not part of this: `../shared/tools/fresh-check demo`
+measures the fresh clone with install. Budget: `make demo` must fit 15 minutes, install included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.common import RESULTS_DIR, write_result
+from worldmodel.errors import UserError
+
+DEMO_BUDGET_S = 15 * 60
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="tiny")
+    parser.add_argument("--root", type=Path, help="work folder (default: a temporary one, deleted after)")
+    parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
+    parser.add_argument("overrides", nargs="*", help="config overrides, e.g. eval.episodes=2")
+    args = parser.parse_args(argv)
+    with contextlib.ExitStack() as stack:
+        root = args.root or Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        figures = time_demo(args.preset, root, args.overrides)
+    config = {"preset": args.preset, "overrides": args.overrides}
+    write_result("demo_stages", config, figures, args.results_dir)
+    print(json.dumps(figures, indent=2))
+    return figures
+
+
+def time_demo(preset: str, root: Path, overrides: list[str]) -> dict[str, float]:
+    """Seconds per stage of a first demo in `root`, its total, and the total of a rerun."""
+    import torch
+
+    from worldmodel.config import load_config
+    from worldmodel.demo import run_demo
+
+    def one_run() -> tuple[list, float]:
+        config = load_config(
+            [f"preset={preset}", f"run.root={root / 'runs'}", f"collect.out={root / 'play.h5'}", *overrides]
+        )
+        torch.set_num_threads(config.run.num_threads)
+        start = time.perf_counter()
+        stages = run_demo(config)  # prints its stage lines and tables, as `wm demo` does
+        return stages, time.perf_counter() - start
+
+    stages, total = one_run()
+    reused = [s.name for s in stages if s.status != "done"]
+    if reused:
+        raise UserError(f"demo_stages: {root} already holds finished stages {reused}: use an empty --root")
+    _, rerun = one_run()
+    figures = {f"{s.name}_s": s.seconds for s in stages}
+    figures |= {
+        "pipeline_s": total,
+        "rerun_all_reused_s": rerun,
+        "rerun_vs_first": rerun / total,
+        "pipeline_share_of_15min_budget": total / DEMO_BUDGET_S,
+    }
+    return figures
+
+
+if __name__ == "__main__":
+    main()

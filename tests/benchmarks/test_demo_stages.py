@@ -1,0 +1,29 @@
+"""`demo_stages` benchmark: the demo timed from nothing, then rerun with every stage reused."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from benchmarks.demo_stages import main
+from tests.conftest import TINY_PIPELINE
+from worldmodel.errors import UserError
+
+
+def test_demo_stages_times_a_fresh_demo_and_its_reuse(tmp_path) -> None:
+    figures = main(
+        ["--root", str(tmp_path / "work"), "--results-dir", str(tmp_path / "results"), *TINY_PIPELINE]
+    )
+    for stage in ("collect", "preview", "pretrain", "cache", "train", "probe", "eval"):
+        assert figures[f"{stage}_s"] > 0, stage
+    stage_sum = sum(
+        v for k, v in figures.items() if k.endswith("_s") and k not in ("pipeline_s", "rerun_all_reused_s")
+    )
+    assert stage_sum <= figures["pipeline_s"]
+    assert figures["rerun_all_reused_s"] < figures["pipeline_s"]
+    result = json.loads((tmp_path / "results" / "demo_stages.json").read_text())
+    assert result["figures"] == figures and result["config"]["preset"] == "tiny"
+    # A folder that already holds finished stages would time nothing: refused.
+    with pytest.raises(UserError, match="already holds finished stages"):
+        main(["--root", str(tmp_path / "work"), "--results-dir", str(tmp_path / "results"), *TINY_PIPELINE])
