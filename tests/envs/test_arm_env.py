@@ -229,7 +229,8 @@ def test_push_subgoal_puts_the_closed_hand_behind_the_cube() -> None:
     push = (goal - cube)[:2] / np.linalg.norm((goal - cube)[:2])
     offset = behind.ee_pos[:2] - cube[:2]
     assert np.dot(offset, push) < -0.05  # opposite the push direction
-    assert abs(np.cross(offset, push)) < 1e-6 and behind.gripper == 0.0 and behind.ee_pos[2] < 0.06
+    collinear = abs(offset[0] * push[1] - offset[1] * push[0]) < 1e-6  # 2-D cross product
+    assert collinear and behind.gripper == 0.0 and behind.ee_pos[2] < 0.06
     images = u.subgoal_pixels()
     assert len(images) == 2 and np.array_equal(images[-1], info["goal_pixels"])
     env.close()
