@@ -28,6 +28,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     parser.add_argument("overrides", nargs="*", help="config overrides, e.g. eval.episodes=2")
     args = parser.parse_args(argv)
+    if args.root is not None and args.root.exists() and any(args.root.iterdir()):
+        # Finished stages there would be reused, and the benchmark would time nothing.
+        raise UserError(f"demo_stages: --root {args.root} is not empty: expected an empty or new folder")
     with contextlib.ExitStack() as stack:
         root = args.root or Path(stack.enter_context(tempfile.TemporaryDirectory()))
         figures = time_demo(args.preset, root, args.overrides)
@@ -54,9 +57,6 @@ def time_demo(preset: str, root: Path, overrides: list[str]) -> dict[str, float]
         return stages, time.perf_counter() - start
 
     stages, total = one_run()
-    reused = [s.name for s in stages if s.status != "done"]
-    if reused:
-        raise UserError(f"demo_stages: {root} already holds finished stages {reused}: use an empty --root")
     _, rerun = one_run()
     figures = {f"{s.name}_s": s.seconds for s in stages}
     figures |= {

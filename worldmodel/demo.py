@@ -190,7 +190,10 @@ def run_demo(config: Config, episodes_per_task: int = 10) -> list[StageResult]:
 def write_stage_times(stages: list[StageResult], path: Path) -> Path:
     """`stages.json`: the seconds each stage took when it last ran. A reused stage keeps the time
     recorded when it was built, so a second demo does not overwrite the first one's timings."""
-    previous = json.loads(path.read_text()) if path.exists() else {}
+    try:
+        previous = json.loads(path.read_text()) if path.exists() else {}
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        previous = {}  # a damaged record only loses old timings; the demo's outputs are intact
     record = {}
     for stage in stages:
         kept = previous.get(stage.name) if stage.status == "reused" else None

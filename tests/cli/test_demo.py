@@ -39,3 +39,16 @@ def test_demo_runs_then_reuses(wm, tmp_path) -> None:
         s: t["seconds"] for s, t in first_times.items()
     }
     assert {t["last_status"] for t in second_times.values()} == {"reused"}
+
+
+def test_stage_times_survive_a_damaged_record(tmp_path) -> None:
+    from worldmodel.demo import StageResult, write_stage_times
+
+    path = tmp_path / "stages.json"
+    path.write_text("{not json")
+    write_stage_times(
+        [StageResult("collect", "done", 1.5, "x"), StageResult("eval", "reused", 0.0, "")], path
+    )
+    record = json.loads(path.read_text())
+    assert record["collect"] == {"seconds": 1.5, "detail": "x", "last_status": "done"}
+    assert record["eval"]["seconds"] == 0.0 and record["eval"]["last_status"] == "reused"
