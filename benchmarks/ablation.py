@@ -141,7 +141,7 @@ def run_latent(base: Config, latent: str, args: argparse.Namespace) -> dict:
     probe_json = folder / "probe_latents.json"
     probe_stage(latent, ac_dir, encoder_dir, base.eval.latent_grid, args.probe_episodes, probe_json)
     rows = args.rows.split(",")
-    eval_dir = folder / ("eval" if rows == ["simulator", "learned"] else f"eval_{'_'.join(rows)}")
+    eval_dir = folder / f"eval_{'_'.join(rows)}"
     # As in the demo: the simulator row scores the planner's own latent (keypoints read by the AC
     # run), or the encoder pooled to eval.latent_grid when the readout is pooling.
     planner_latent = ac_dir if base.readout.kind == "keypoints" else encoder_dir

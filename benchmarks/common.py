@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import time
 from pathlib import Path
 from typing import Any
 
+from worldmodel.atomic import write_json_atomic
 from worldmodel.runs import git_commit
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -42,8 +42,4 @@ def write_result(
         "config": config,
         "figures": figures,
     }
-    path = results_dir / f"{name}.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(payload, indent=2) + "\n")
-    tmp.replace(path)
-    return path
+    return write_json_atomic(results_dir / f"{name}.json", payload)

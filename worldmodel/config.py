@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from worldmodel.ac_predictor import ACPredictorConfig
+from worldmodel.atomic import write_text_atomic
 from worldmodel.errors import ConfigError
 from worldmodel.errors import require as _check
 from worldmodel.jepa import JEPAConfig, PredictorConfig
@@ -455,7 +456,4 @@ def to_yaml(config: Config) -> str:
 
 def save_config(config: Config, path: Path) -> None:
     """Write the resolved config next to a run's outputs (temp file + rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(to_yaml(config))
-    tmp.replace(path)
+    write_text_atomic(path, to_yaml(config))

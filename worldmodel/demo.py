@@ -17,6 +17,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from worldmodel.atomic import write_json_atomic
 from worldmodel.config import Config
 
 console = Console(soft_wrap=True)
@@ -199,11 +200,7 @@ def write_stage_times(stages: list[StageResult], path: Path) -> Path:
         kept = previous.get(stage.name) if stage.status == "reused" else None
         record[stage.name] = kept or {"seconds": stage.seconds, "detail": stage.detail}
         record[stage.name]["last_status"] = stage.status
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(record, indent=2) + "\n")
-    tmp.replace(path)
-    return path
+    return write_json_atomic(path, record)
 
 
 def latent_label(name: str) -> str:

@@ -8,7 +8,6 @@ rows side by side tells which part limits success.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import dataclass, fields
@@ -18,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from worldmodel.atomic import write_json_atomic
 from worldmodel.config import Config, to_yaml
 from worldmodel.errors import UserError
 from worldmodel.peak_memory import PeakMemory
@@ -242,10 +242,7 @@ def write_outputs(config: Config, results: list[RowResult], out_dir: Path) -> di
         "torch_threads": torch.get_num_threads(),
         "results": [r.to_json() for r in results],
     }
-    path = out_dir / "results.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(payload, indent=2))
-    tmp.replace(path)
+    path = write_json_atomic(out_dir / "results.json", payload)
     success_png = plot_success(results, out_dir / "success.png")
     energy_png = plot_energy_curves(results, out_dir / "energy.png")
     report = out_dir / "report.html"

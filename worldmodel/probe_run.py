@@ -6,12 +6,12 @@ end-effector and cube positions are known for every frame without storing privil
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from worldmodel.atomic import write_json_atomic
 from worldmodel.encoders import is_ac_run, make_encode_fn
 from worldmodel.probe import ProbeReport, cross_appearance_probe, probe_latents
 
@@ -67,8 +67,4 @@ def run_probe(
 
 
 def write_probe(rows: list[dict], path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(rows, indent=2))
-    tmp.replace(path)
-    return path
+    return write_json_atomic(path, rows)
