@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from worldmodel.ac_predictor import ACPredictorConfig
@@ -419,14 +419,38 @@ def load_config(
     except OmegaConfBaseException as err:
         raise ConfigError(_describe(err, f"{path}")) from None
     dotlist = [_qualify(o, section, schema) for o in overrides]
+    # `jepa.masks.generators.1.spatial_scale=[0.4,0.4]`: a dotlist merge cannot index into a list,
+    # so such overrides are applied one by one after the others.
+    indexed = [o for o in dotlist if any(part.isdigit() for part in o.split("=", 1)[0].split("."))]
     try:
-        merged = OmegaConf.merge(merged, OmegaConf.from_dotlist(dotlist))
+        merged = OmegaConf.merge(merged, OmegaConf.from_dotlist([o for o in dotlist if o not in indexed]))
+        for override in indexed:
+            key, value = override.split("=", 1)
+            _set_list_item(merged, key, OmegaConf.from_dotlist([f"value={value}"]).value)
         merged.preset = preset
         config: Config = OmegaConf.to_object(merged)  # type: ignore[assignment]
     except OmegaConfBaseException as err:
         raise ConfigError(_describe(err, "command line")) from None
     config.validate()
     return config
+
+
+def _set_list_item(config: DictConfig, key: str, value: object) -> None:
+    """Set `key` (with a list index in it) or raise a ConfigError naming the key."""
+    node = config
+    for part in key.split(".")[:-1]:
+        if isinstance(node, ListConfig):
+            if not part.isdigit() or int(part) >= len(node):
+                raise ConfigError(
+                    f"command line: config key '{key}': index {part} out of range "
+                    f"(expected 0..{len(node) - 1})"
+                )
+            node = node[int(part)]
+        else:
+            if part not in node:
+                break  # OmegaConf.update below names the unknown key
+            node = node[part]
+    OmegaConf.update(config, key, value, merge=True)
 
 
 def _describe(err: OmegaConfBaseException, where: str) -> str:

@@ -23,6 +23,17 @@ def test_section_shorthand_and_aliases() -> None:
     assert config.run.seed == 7
 
 
+def test_list_items_are_overridable_by_index() -> None:
+    """One mask generator changed from the command line, the other left as configured."""
+    config = load_config(
+        ["jepa.masks.generators.1.spatial_scale=[0.4,0.4]", "collect.envs.0=jepa_wm/Push-v0"]
+    )
+    generators = config.jepa.masks.generators
+    assert generators[1].spatial_scale == [0.4, 0.4] and generators[1].num_blocks == 2
+    assert generators[0].spatial_scale == [0.15, 0.15]
+    assert config.collect.envs[0] == "jepa_wm/Push-v0"
+
+
 def test_yaml_file_as_preset(tmp_path) -> None:
     path = tmp_path / "mine.yaml"
     path.write_text("collect:\n  episodes: 9\n")
@@ -44,6 +55,9 @@ def test_yaml_file_as_preset(tmp_path) -> None:
         (["train.loss_exp=3"], "train.loss_exp"),
         (["plan.output=median"], "plan.output"),
         (["eval.sim_output=first"], "eval.sim_output"),
+        (["jepa.masks.generators.5.num_blocks=2"], "index 5 out of range (expected 0..1)"),
+        (["jepa.masks.generators.1.nope=2"], "'nope' not in 'MaskGenSpec'"),
+        (["jepa.masks.generators.1.spatial_scale=[2,2]"], "0 < min <= max < 1"),
     ],
 )
 def test_bad_overrides_raise_one_clear_line(overrides: list[str], fragment: str) -> None:
