@@ -52,7 +52,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--tasks", default="jepa_wm/Reach-v0,jepa_wm/Push-v0", help="comma-separated env ids")
     parser.add_argument("--latents", default=",".join(LATENTS), help=f"subset of {','.join(LATENTS)}")
     parser.add_argument(
-        "--probe-episodes", type=positive, default=20, help="held-out Push episodes for the probe"
+        "--probe-episodes",
+        type=positive,
+        default=100,
+        help="held-out Push episodes for the probe (its R² folds hold out whole episodes)",
     )
     parser.add_argument(
         "--rows", default="simulator,learned", help="eval rows: comma-separated simulator, learned"
@@ -106,7 +109,12 @@ def probe_stage(
         write_probe(rows, out)
         return f"rank corr EE {rows[0]['rank_corr_ee']:.3f}, cube {rows[0]['rank_corr_cube']:.3f}"
 
-    return run_stage(f"{latent}: probe", out.exists, do_probe)
+    def done() -> bool:
+        from worldmodel.probe_run import probe_is_current
+
+        return probe_is_current(out)
+
+    return run_stage(f"{latent}: probe", done, do_probe)
 
 
 def eval_stage(
@@ -137,8 +145,9 @@ def run_latent(base: Config, latent: str, args: argparse.Namespace) -> dict:
     config.train.cache = str(folder / "embeddings.h5")
     ac_stages(config, encoder_dir, prefix=f"{latent}: ")
     ac_dir = Path(base.run.root) / "ac" / config.run.name
-    # A new file name: probe.json of earlier versions held the pooled row only.
-    probe_json = folder / "probe_latents.json"
+    # Named by its episode count; earlier versions wrote probe.json (the pooled row only) and
+    # probe_latents.json (R² on a frame split).
+    probe_json = folder / f"probe_{args.probe_episodes}ep.json"
     probe_stage(latent, ac_dir, encoder_dir, base.eval.latent_grid, args.probe_episodes, probe_json)
     rows = args.rows.split(",")
     eval_dir = folder / f"eval_{'_'.join(rows)}"

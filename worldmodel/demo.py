@@ -168,7 +168,12 @@ def run_demo(config: Config, episodes_per_task: int = 10) -> list[StageResult]:
         write_probe(rows, probe_json)
         return "; ".join(f"{latent_label(r['encoder'])}: rank corr EE {r['rank_corr_ee']:.2f}" for r in rows)
 
-    stages.append(run_stage("probe", probe_json.exists, do_probe))
+    def probe_done() -> bool:  # a probe.json of an older probe version is redone, not reused
+        from worldmodel.probe_run import probe_is_current
+
+        return probe_is_current(probe_json)
+
+    stages.append(run_stage("probe", probe_done, do_probe))
 
     eval_json = run_dir / "eval" / "results.json"
     config.eval.encoder = str(planner_latent)

@@ -6,6 +6,7 @@ end-effector and cube positions are known for every frame without storing privil
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,9 @@ import torch
 from worldmodel.atomic import write_json_atomic
 from worldmodel.encoders import is_ac_run, make_encode_fn
 from worldmodel.probe import ProbeReport, cross_appearance_probe, probe_latents
+
+# How the R² folds split the frames. Rows without this key come from an older frame-split probe.
+R2_FOLDS = "by episode"
 
 
 def probe_frames(
@@ -62,9 +66,19 @@ def run_probe(
                 r2, error = cross_appearance_probe(fit_latents, fit_targets[key], latents, targets[key])
                 cross |= {f"cross_r2_{key}": r2, f"cross_error_cm_{key}": 100 * error}
             tokens = int(latents.shape[1])
-            rows.append({"encoder": name, "grid": grid, "tokens": tokens, **report.as_dict(), **cross})
+            row = {"encoder": name, "grid": grid, "tokens": tokens, "r2_folds": R2_FOLDS}
+            rows.append(row | report.as_dict() | cross)
     return rows
 
 
 def write_probe(rows: list[dict], path: Path) -> Path:
     return write_json_atomic(path, rows)
+
+
+def probe_is_current(path: Path) -> bool:
+    """True if `path` holds probe rows of this version (R² folds by episode), so a rerun may reuse it."""
+    try:
+        rows = json.loads(path.read_text())
+        return bool(rows) and all(r.get("r2_folds") == R2_FOLDS for r in rows)
+    except (OSError, ValueError, AttributeError):
+        return False

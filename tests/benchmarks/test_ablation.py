@@ -36,7 +36,7 @@ def test_ablation_runs_four_latent_spaces_then_reuses_them(wm, tmp_path) -> None
     # --mae-steps: the MAE run trains its own step count, and its name says so.
     mae = OmegaConf.load(tmp_path / "runs" / "pretrain" / "tiny_mae3" / "config.yaml")
     assert mae.pretrain.method == "mae" and mae.pretrain.max_steps == 3
-    probe = json.loads((tmp_path / "runs" / "ablation" / "ours" / "probe_latents.json").read_text())
+    probe = json.loads((tmp_path / "runs" / "ablation" / "ours" / "probe_2ep.json").read_text())
     assert [row["encoder"] for row in probe] == [
         str(tmp_path / "runs" / "ac" / "ablation_ours"),
         str(tmp_path / "runs" / "pretrain" / "tiny"),

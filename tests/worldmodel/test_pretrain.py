@@ -108,3 +108,12 @@ def test_probe_cli_compares_with_baselines(wm, tiny_dataset, tmp_path) -> None:
     assert [r["encoder"] for r in rows] == [str(run), "pixels", "random"]
     assert all(-1 <= r["rank_corr_ee"] <= 1 for r in rows)
     assert all(r["cross_error_cm_ee"] > 0 and r["cross_r2_ee"] <= 1 for r in rows)  # fitted on train frames
+
+    from worldmodel.probe_run import probe_is_current
+
+    assert probe_is_current(run / "probe.json")  # what the demo and the ablation reuse
+    stale = tmp_path / "stale.json"
+    stale.write_text(json.dumps([{k: v for k, v in r.items() if k != "r2_folds"} for r in rows]))
+    assert not probe_is_current(stale)  # a frame-split probe of an older version is redone
+    stale.write_text('[{"encoder": ')
+    assert not probe_is_current(stale) and not probe_is_current(tmp_path / "missing.json")

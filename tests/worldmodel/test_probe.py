@@ -36,6 +36,32 @@ def test_noise_latent_does_not() -> None:
     assert ridge_probe_r2(noise, positions) < 0.2
 
 
+def test_grouped_folds_do_not_reward_recognising_the_episode() -> None:
+    """A latent that only names the episode (its colours) predicts a per-episode constant well on a
+    frame split and not at all on unseen episodes."""
+    rng = np.random.default_rng(4)
+    episodes = np.repeat(np.arange(40), 10)
+    cube = rng.uniform(-0.3, 0.3, (40, 3))[episodes]  # the cube rests where each episode put it
+    appearance = torch.from_numpy(rng.normal(size=(40, 32)))[episodes]
+    latent = (appearance + 0.05 * torch.randn(400, 32, dtype=torch.float64)).reshape(400, 4, 8)
+    assert ridge_probe_r2(latent, cube) > 0.6
+    assert ridge_probe_r2(latent, cube, groups=episodes) < 0.1
+    tracked = embed(cube)  # a latent that does encode the position generalises across episodes
+    assert ridge_probe_r2(tracked, cube, groups=episodes) > 0.99
+
+
+def test_grouped_folds_keep_each_group_on_one_side() -> None:
+    from worldmodel.probe import probe_folds
+
+    groups = np.repeat(np.arange(7), 3)
+    tests = probe_folds(len(groups), groups, folds=5, seed=0)
+    assert len(tests) == 5
+    assert torch.stack(tests).sum(0).tolist() == [1] * len(groups)  # every frame tested once
+    for test in tests:
+        assert set(groups[test.numpy()]).isdisjoint(groups[~test.numpy()])
+    assert len(probe_folds(len(groups[:6]), groups[:6], folds=5, seed=0)) == 2  # only 2 groups
+
+
 def test_collapse_is_visible() -> None:
     constant = torch.ones(50, 4, 8)
     std, cosine = collapse_stats(constant)
