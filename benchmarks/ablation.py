@@ -257,6 +257,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
         "latents": latents,
         "rows": rows,
         "mae_steps": args.mae_steps or base.pretrain.max_steps,
+        "probe_episodes": args.probe_episodes,
     }
     write_result("ablation", config, figures, args.results_dir)
     if not args.no_readme:

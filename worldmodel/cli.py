@@ -153,13 +153,20 @@ def probe_command(
     """Does the latent track the task? Rank correlation of latent vs true distance, and linear probes.
 
     Rank correlations use pairs of frames of one episode (one appearance, as frame and goal). The
-    probe R2 fits and tests on frames of the same episodes; the cross-appearance probe fits on the
-    other visual split and reports the end-effector error in cm on this one (what new appearances
-    do to a probe; predicting the mean gives about 20 cm here)."""
+    probe R2 is a 5-fold ridge probe whose folds hold out whole episodes (frames of one episode
+    share colours and cube position, so a frame split would score recognising the episode; take
+    --episodes 100 for a cube R2 worth comparing). The cross-appearance probe fits on the other
+    visual split and reports the end-effector error in cm on this one (what new appearances do to
+    a probe; predicting the mean gives about 20 cm here)."""
     import torch
 
     from worldmodel.probe_run import run_probe, write_probe
 
+    if episodes < 2 or steps < 1:
+        raise UserError(
+            f"options --episodes / --steps: expected >= 2 episodes (the probe's R2 folds hold out whole "
+            f"episodes) and >= 1 step, got {episodes} / {steps}"
+        )
     torch.set_num_threads(1)
     names = [encoder] + (["pixels", "random"] if baselines and encoder not in ("pixels", "random") else [])
     try:

@@ -709,7 +709,7 @@ def _(w, tmp):
 
 @case("probe-missing-encoder")
 def _(w, tmp):
-    return Spec(["probe", tmp / "nothing", "--episodes", "1", "--steps", "2"], ["nothing"])
+    return Spec(["probe", tmp / "nothing", "--episodes", "2", "--steps", "2"], ["nothing"])
 
 
 @case("probe-grids-not-integers")
@@ -720,17 +720,17 @@ def _(w, tmp):
 @case("probe-random-bytes-encoder")
 def _(w, tmp):
     path = random_bytes(tmp / "encoder.safetensors")
-    return Spec(["probe", path, "--episodes", "1", "--steps", "2"], ["encoder.safetensors"])
+    return Spec(["probe", path, "--episodes", "2", "--steps", "2"], ["encoder.safetensors"])
 
 
 @case("probe-predictor-given-as-encoder")
 def _(w, tmp):
-    return Spec(["probe", w.predictor, "--episodes", "1", "--steps", "2"], ["predictor.safetensors"])
+    return Spec(["probe", w.predictor, "--episodes", "2", "--steps", "2"], ["predictor.safetensors"])
 
 
 @case("probe-unknown-env")
 def _(w, tmp):
-    return Spec(["probe", "pixels", "--env", "jepa_wm/Nope-v0", "--episodes", "1"], ["jepa_wm/Nope-v0"])
+    return Spec(["probe", "pixels", "--env", "jepa_wm/Nope-v0", "--episodes", "2"], ["jepa_wm/Nope-v0"])
 
 
 # ------------------------------------------------------------------------------------ cache/train

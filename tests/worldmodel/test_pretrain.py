@@ -117,3 +117,8 @@ def test_probe_cli_compares_with_baselines(wm, tiny_dataset, tmp_path) -> None:
     assert not probe_is_current(stale)  # a frame-split probe of an older version is redone
     stale.write_text('[{"encoder": ')
     assert not probe_is_current(stale) and not probe_is_current(tmp_path / "missing.json")
+
+
+def test_probe_cli_needs_two_episodes(wm) -> None:
+    result = wm("probe", "pixels", "--episodes", "1")
+    assert result.returncode == 2 and "--episodes" in result.stderr and "Traceback" not in result.stderr
