@@ -174,8 +174,8 @@ def cross_appearance_probe(
     ridge: float = 1e-2,
 ) -> tuple[float, float]:
     """Fit the ridge probe on frames of one visual split, test on another: (R^2, mean error in the
-    targets' unit). Frames of the same episodes on both sides of a random split (ridge_probe_r2)
-    flatter a latent that only memorises appearances; this is what the planner faces on new ones."""
+    targets' unit). ridge_probe_r2 holds out episodes but draws colours, lights and camera offsets
+    from the same split on both sides; here they are all new, as they are for the planner."""
     predict = fit_ridge(fit_features, fit_targets, ridge)
     y = torch.as_tensor(test_targets, dtype=torch.float64).reshape(len(test_targets), -1)
     prediction = predict(test_features)
