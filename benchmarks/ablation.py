@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+from functools import partial
 from pathlib import Path
 from typing import NoReturn
 
@@ -23,6 +24,7 @@ from benchmarks.common import RESULTS_DIR, write_result
 from worldmodel.config import Config, load_config
 from worldmodel.demo import StageResult, ac_stages, collect_stage, pretrain_stage, run_stage, say
 from worldmodel.errors import UserError
+from worldmodel.probe_run import probe_is_current, run_probe, write_probe
 
 LATENTS = ("ours", "mae", "random", "pixels")
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -103,18 +105,11 @@ def probe_stage(
     """Two rows: the planner's latent (the AC run's readout), then the encoder pooled to `grid`."""
 
     def do_probe() -> str:
-        from worldmodel.probe_run import run_probe, write_probe
-
         rows = run_probe([str(planner_dir), str(encoder_dir)], [grid], PROBE_ENV, episodes, 30, "heldout")
         write_probe(rows, out)
         return f"rank corr EE {rows[0]['rank_corr_ee']:.3f}, cube {rows[0]['rank_corr_cube']:.3f}"
 
-    def done() -> bool:
-        from worldmodel.probe_run import probe_is_current
-
-        return probe_is_current(out)
-
-    return run_stage(f"{latent}: probe", done, do_probe)
+    return run_stage(f"{latent}: probe", partial(probe_is_current, out), do_probe)
 
 
 def eval_stage(

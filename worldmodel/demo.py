@@ -11,6 +11,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ from rich.table import Table
 
 from worldmodel.atomic import write_json_atomic
 from worldmodel.config import Config
+from worldmodel.probe_run import probe_is_current, run_probe, write_probe
 
 console = Console(soft_wrap=True)
 
@@ -161,19 +163,13 @@ def run_demo(config: Config, episodes_per_task: int = 10) -> list[StageResult]:
     grid = config.eval.latent_grid
 
     def do_probe() -> str:
-        from worldmodel.probe_run import run_probe, write_probe
-
         names = list(dict.fromkeys([str(planner_latent), str(encoder_dir), "pixels", "random"]))
         rows = run_probe(names, [grid], "jepa_wm/Push-v0", 20, 30, "heldout")
         write_probe(rows, probe_json)
         return "; ".join(f"{latent_label(r['encoder'])}: rank corr EE {r['rank_corr_ee']:.2f}" for r in rows)
 
-    def probe_done() -> bool:  # a probe.json of an older probe version is redone, not reused
-        from worldmodel.probe_run import probe_is_current
-
-        return probe_is_current(probe_json)
-
-    stages.append(run_stage("probe", probe_done, do_probe))
+    # A probe.json of an older probe version is redone, not reused.
+    stages.append(run_stage("probe", partial(probe_is_current, probe_json), do_probe))
 
     eval_json = run_dir / "eval" / "results.json"
     config.eval.encoder = str(planner_latent)

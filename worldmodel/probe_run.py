@@ -7,6 +7,7 @@ end-effector and cube positions are known for every frame without storing privil
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -20,10 +21,12 @@ from worldmodel.probe import ProbeReport, cross_appearance_probe, probe_latents
 R2_FOLDS = "by episode"
 
 
+@lru_cache(maxsize=2)
 def probe_frames(
     env_id: str, episodes: int, steps: int, split: str, seed: int = 0
 ) -> tuple[torch.Tensor, dict]:
-    """Frames and true positions from play episodes (no goals seen)."""
+    """Frames and true positions from play episodes (no goals seen). Seeded, so they are simulated
+    once per process: the ablation probes four latent spaces on the same frames. Do not mutate."""
     from envs.policies import make_policy
     from envs.registration import make_env
 
@@ -52,7 +55,8 @@ def run_probe(
     images, targets = probe_frames(env_id, episodes, steps, split)
     other = "train" if split == "heldout" else "heldout"
     fit_images, fit_targets = probe_frames(env_id, episodes, steps, other, seed=1)
-    groups = targets.pop("episode")
+    groups = targets["episode"]
+    targets = {k: v for k, v in targets.items() if k != "episode"}
     rows = []
     for name in encoders:
         # An AC run is probed once, through its own pooling or keypoint readout.
