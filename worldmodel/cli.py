@@ -18,6 +18,7 @@ from worldmodel.cli_analysis import energy_command, rollout_report_command
 from worldmodel.cli_data import collect_command, data_app
 from worldmodel.cli_plan import eval_command, plan_command
 from worldmodel.errors import UserError
+from worldmodel.threads import use_threads
 
 app = typer.Typer(
     name="wm",
@@ -108,14 +109,13 @@ def pretrain_command(overrides: list[str] = typer.Argument(None, help=OVERRIDES_
     method (jepa | mae: the pixel-reconstruction baseline), min_target_std (collapse guard, 0 = off);
     model: jepa.encoder.*, jepa.predictor.*, jepa.masks.*, jepa.ema_start/ema_end; mae.decoder.*.
     Writes runs/pretrain/<run.name>/ (config.yaml, metrics.csv, checkpoints/, encoder.safetensors).
+    Run one training at a time: two on 2 cores each run 7-8x slower, not 2x (a warning says so).
     """
-    import torch
-
     from worldmodel.config import load_config
     from worldmodel.pretrain import pretrain
 
     config = load_config(overrides, section="pretrain")
-    torch.set_num_threads(config.run.num_threads)
+    use_threads(config.run.num_threads)
     path = pretrain(config)
     console.print(f"encoder: {path / 'encoder.safetensors'}  metrics: {path / 'metrics.csv'}")
 
@@ -209,13 +209,11 @@ def cache_command(overrides: list[str] = typer.Argument(None, help=OVERRIDES_HEL
     resume (continue a killed run: encode only the episodes missing from <cache>.parts/);
     ac.grid_h sets the pooled token grid. A cache from another encoder or pooling is refused later.
     """
-    import torch
-
     from worldmodel.config import load_config
     from worldmodel.stage2 import build_cache
 
     config = load_config(overrides, section="train")
-    torch.set_num_threads(config.run.num_threads)
+    use_threads(config.run.num_threads)
     console.print(f"wrote {build_cache(config, progress=sys.stderr.isatty())}")
 
 
@@ -229,13 +227,11 @@ def train_command(overrides: list[str] = typer.Argument(None, help=OVERRIDES_HEL
     model: ac.width, ac.depth, ac.num_heads, ac.grid_h/grid_w, ac.predict_delta.
     Writes runs/ac/<run.name>/.
     """
-    import torch
-
     from worldmodel.config import load_config
     from worldmodel.stage2 import train
 
     config = load_config(overrides, section="train")
-    torch.set_num_threads(config.run.num_threads)
+    use_threads(config.run.num_threads)
     path = train(config)
     console.print(f"predictor: {path / 'predictor.safetensors'}  metrics: {path / 'metrics.csv'}")
 
@@ -282,13 +278,11 @@ def demo(overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP)) -> No
     Finished stages are reused when run again. Outputs: the dataset in collect.out, pictures and
     reports under runs/demo/<run.name>/.
     """
-    import torch
-
     from worldmodel.config import load_config
     from worldmodel.demo import run_demo
 
     config = load_config(overrides)
-    torch.set_num_threads(config.run.num_threads)
+    use_threads(config.run.num_threads)
     run_demo(config)
 
 

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from worldmodel.errors import UserError
+from worldmodel.threads import use_threads
 
 console = Console(soft_wrap=True)
 
@@ -27,13 +28,11 @@ def eval_command(overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP
     rows (oracle | simulator | learned, and the baselines random | shooting), encoder, latent_grid, sim_samples, sim_iterations, sim_output (mean | best), name; planner
     keys: plan.* (plan.output = mean | best for the learned row). Outputs go to runs/eval/<eval.name>/.
     """
-    import torch
-
     from worldmodel.config import load_config
     from worldmodel.evaluate import evaluate, write_outputs
 
     config = load_config(overrides, section="eval")
-    torch.set_num_threads(config.run.num_threads)
+    use_threads(config.run.num_threads)
     out_dir = Path(config.run.root) / "eval" / config.eval.name
     check_output_folder(out_dir)  # fail before the (long) evaluation, not after it
     results = evaluate(config)
@@ -115,14 +114,12 @@ def plan_command(
 
     Example: wm plan budget=20 --env jepa_wm/Reach-v0 --row simulator --video reach.mp4 --gif reach.gif
     """
-    import torch
-
     from worldmodel.config import load_config
     from worldmodel.plan_run import check_row, default_row, load_goal_image, plan_episode, write_video
     from worldmodel.plots import writable_output
 
     config = load_config(overrides, section="plan")
-    torch.set_num_threads(config.run.num_threads)
+    use_threads(config.run.num_threads)
     if fps < 0:
         raise UserError(f"option --fps: expected a number > 0, got {fps:g}")
     chosen = check_row(row or default_row(config), goal_image)
