@@ -6,16 +6,16 @@ live in each section's `validate()`. Every failure becomes one `ConfigError` lin
 
 A subcommand may pass `section="collect"`: then a bare `episodes=10` means `collect.episodes=10`,
 so the common case stays short (`wm collect episodes=10`) while `env.split=heldout` still works.
+The override language itself (aliases, list indices, error lines) is `worldmodel.overrides`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any
 
 import yaml
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from worldmodel.ac_predictor import ACPredictorConfig
@@ -23,6 +23,7 @@ from worldmodel.atomic import write_text_atomic
 from worldmodel.errors import ConfigError
 from worldmodel.errors import require as _check
 from worldmodel.jepa import JEPAConfig, PredictorConfig
+from worldmodel.overrides import describe_error, merge_overrides, qualify, split_preset
 from worldmodel.readout import ReadoutConfig
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
@@ -349,63 +350,11 @@ def available_presets() -> list[str]:
     return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
 
 
-# Short names users type most; `import` and `env` read naturally on a command line.
-ALIASES = {
-    "split": "env.split",
-    "import": "env.user_module",
-    "image_size": "env.image_size",
-    "seed": "run.seed",
-    "name": "run.name",
-    "threads": "run.num_threads",
-    "device": "run.device",
-}
-# Per-command aliases whose value is wrapped in a list: `wm collect env=X` collects from X only.
-LIST_ALIASES = {("collect", "env"): "collect.envs"}
-
-
-def _qualify(override: str, section: str | None, schema: DictConfig) -> str:
-    """Turn `episodes=3` into `collect.episodes=3` when the key belongs to the command's section."""
-    if "=" not in override:
-        raise ConfigError(f"override '{override}': expected key=value")
-    key, value = override.split("=", 1)
-    key = key.strip()
-    if not key:
-        raise ConfigError(f"override '{override}': empty key")
-    if (section, key) in LIST_ALIASES:
-        wrapped = value if value.startswith("[") else f"[{value}]"
-        return f"{LIST_ALIASES[(section, key)]}={wrapped}"
-    if "." not in key:
-        if section and key not in schema and key in schema[section]:
-            key = f"{section}.{key}"
-        elif key == "env":
-            key = "env.id"
-        elif key in ALIASES:
-            key = ALIASES[key]
-        elif key not in schema:
-            owners = [name for name in schema if isinstance(schema[name], DictConfig) and key in schema[name]]
-            if len(owners) == 1:
-                key = f"{owners[0]}.{key}"
-            elif len(owners) > 1:
-                choices = ", ".join(f"{o}.{key}" for o in owners)
-                raise ConfigError(f"override '{override}': ambiguous key, write one of {choices}")
-    return f"{key}={value}"
-
-
-def _split_preset(overrides: list[str], preset: str | None) -> tuple[str, list[str]]:
-    rest = []
-    for item in overrides:
-        if item.startswith("preset="):
-            preset = item.split("=", 1)[1]
-        else:
-            rest.append(item)
-    return preset or DEFAULT_PRESET, rest
-
-
 def load_config(
     overrides: list[str] | None = None, preset: str | None = None, section: str | None = None
 ) -> Config:
     """Resolve defaults + preset YAML + overrides into a validated `Config`."""
-    preset, overrides = _split_preset(list(overrides or []), preset)
+    preset, overrides = split_preset(list(overrides or []), preset, DEFAULT_PRESET)
     schema = OmegaConf.structured(Config)
     path = preset_path(preset)
     try:
@@ -417,61 +366,16 @@ def load_config(
     try:
         merged = OmegaConf.merge(schema, loaded)
     except OmegaConfBaseException as err:
-        raise ConfigError(_describe(err, f"{path}")) from None
-    dotlist = [_qualify(o, section, schema) for o in overrides]
-    # `jepa.masks.generators.1.spatial_scale=[0.4,0.4]`: a dotlist merge cannot index into a list,
-    # so such overrides are applied one by one after the others.
-    indexed = [o for o in dotlist if any(part.isdigit() for part in o.split("=", 1)[0].split("."))]
+        raise ConfigError(describe_error(err, f"{path}", schema)) from None
+    dotlist = [qualify(o, section, schema) for o in overrides]
     try:
-        merged = OmegaConf.merge(merged, OmegaConf.from_dotlist([o for o in dotlist if o not in indexed]))
-        for override in indexed:
-            key, value = override.split("=", 1)
-            _set_list_item(merged, key, OmegaConf.from_dotlist([f"value={value}"]).value)
+        merged = merge_overrides(merged, dotlist)
         merged.preset = preset
         config: Config = OmegaConf.to_object(merged)  # type: ignore[assignment]
     except OmegaConfBaseException as err:
-        raise ConfigError(_describe(err, "command line")) from None
+        raise ConfigError(describe_error(err, "command line", schema)) from None
     config.validate()
     return config
-
-
-def _set_list_item(config: DictConfig, key: str, value: object) -> None:
-    """Set `key` (with a list index in it) or raise a ConfigError naming the key."""
-    node = config
-    for part in key.split(".")[:-1]:
-        if isinstance(node, ListConfig):
-            if not part.isdigit() or int(part) >= len(node):
-                raise ConfigError(
-                    f"command line: config key '{key}': index {part} out of range "
-                    f"(expected 0..{len(node) - 1})"
-                )
-            node = node[int(part)]
-        else:
-            if part not in node:
-                break  # OmegaConf.update below names the unknown key
-            node = node[part]
-    OmegaConf.update(config, key, value, merge=True)
-
-
-def _describe(err: OmegaConfBaseException, where: str) -> str:
-    key = getattr(err, "full_key", None) or "?"
-    first_line = str(err).splitlines()[0] if str(err) else type(err).__name__
-    if type(err).__name__ == "ConfigKeyError":
-        parent = key.rsplit(".", 1)[0] if "." in key else None
-        valid = _valid_keys(parent)
-        return f"{where}: unknown config key '{key}' (valid keys{' in ' + parent if parent else ''}: {valid})"
-    return f"{where}: config key '{key}': {first_line}"
-
-
-def _valid_keys(section: str | None) -> str:
-    node: Any = OmegaConf.structured(Config)
-    try:
-        if section:
-            for part in section.split("."):
-                node = node[part]
-        return ", ".join(str(k) for k in node)
-    except (OmegaConfBaseException, KeyError, TypeError):
-        return "see `wm config show`"
 
 
 def to_yaml(config: Config) -> str:
