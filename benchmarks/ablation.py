@@ -20,14 +20,14 @@ from functools import partial
 from pathlib import Path
 from typing import NoReturn
 
-from benchmarks.common import RESULTS_DIR, write_result
+from benchmarks.common import README, RESULTS_DIR, replace_readme_block, write_result
 from worldmodel.config import Config, load_config
 from worldmodel.demo import StageResult, ac_stages, collect_stage, pretrain_stage, run_stage, say
 from worldmodel.errors import UserError
 from worldmodel.probe_run import probe_is_current, run_probe, write_probe
+from worldmodel.threads import use_threads
 
 LATENTS = ("ours", "mae", "random", "pixels")
-README = Path(__file__).resolve().parent.parent / "README.md"
 START, END = "<!-- ABLATION-TABLE:START -->", "<!-- ABLATION-TABLE:END -->"
 PROBE_ENV = "jepa_wm/Push-v0"
 
@@ -201,12 +201,7 @@ def table(results: dict[str, dict], tasks: list[str], rows: list[str]) -> str:
 
 
 def update_readme(markdown: str, readme: Path = README) -> None:
-    text = readme.read_text()
-    if START not in text or END not in text:
-        text += f"\n## Ablation: four latent spaces\n\n{START}\n{END}\n"
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    readme.write_text(f"{head}{START}\n{markdown}\n{END}{tail}")
+    replace_readme_block(markdown, START, END, "Ablation: four latent spaces", readme)
 
 
 def main(argv: list[str] | None = None) -> dict[str, dict]:
@@ -226,9 +221,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
     base = load_config([f"preset={args.preset}", f"run.root={args.root}", *args.overrides])
     base.eval.tasks = [t for t in args.tasks.split(",") if t]
     base.eval.episodes = args.episodes
-    import torch
-
-    torch.set_num_threads(base.run.num_threads)
+    use_threads(base.run.num_threads)
     collect_stage(base)
     results = {}
     for latent in latents:

@@ -43,3 +43,16 @@ def write_result(
         "figures": figures,
     }
     return write_json_atomic(results_dir / f"{name}.json", payload)
+
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def replace_readme_block(markdown: str, start: str, end: str, heading: str, readme: Path = README) -> None:
+    """Put `markdown` between the `start` and `end` markers (appended under `heading` if absent)."""
+    text = readme.read_text()
+    if start not in text or end not in text:
+        text += f"\n## {heading}\n\n{start}\n{end}\n"
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    readme.write_text(f"{head}{start}\n{markdown}\n{end}{tail}")

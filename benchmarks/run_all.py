@@ -10,9 +10,8 @@ import importlib
 import json
 import sys
 import time
-from pathlib import Path
 
-from benchmarks.common import RESULTS_DIR
+from benchmarks.common import RESULTS_DIR, replace_readme_block
 
 BENCHMARKS = (
     "env_fps",
@@ -23,8 +22,9 @@ BENCHMARKS = (
     "cache_speed",
     "demo_stages",  # the whole tiny demo from nothing: ~10 min here
 )
-EXTRA = ("ablation",)  # by name only (`wm bench ablation`): ~30 min, its own README table
-README = Path(__file__).resolve().parent.parent / "README.md"
+# By name only, each with its own options and README table: `wm bench ablation` (~30 min) and
+# `wm bench encoder_seeds` (~10 min per seed).
+EXTRA = ("ablation", "encoder_seeds")
 START, END = "<!-- BENCH-TABLE:START -->", "<!-- BENCH-TABLE:END -->"
 
 
@@ -38,7 +38,7 @@ def run(names: tuple[str, ...] = BENCHMARKS) -> None:
         print(f"[bench] {name} ...", flush=True)
         start = time.perf_counter()
         argparse_style = (
-            "planner_speed", "rollout_speed", "pretrain_compare", "cache_speed", "demo_stages", "ablation",
+            "planner_speed", "rollout_speed", "pretrain_compare", "cache_speed", "demo_stages", *EXTRA,
         )  # fmt: skip
         module.main() if name not in argparse_style else module.main([])
         print(f"[bench] {name} done in {time.perf_counter() - start:.0f} s", flush=True)
@@ -65,12 +65,7 @@ def table() -> str:
 
 
 def update_readme() -> None:
-    text = README.read_text()
-    if START not in text or END not in text:
-        text += f"\n## Benchmark results\n\n{START}\n{END}\n"
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    README.write_text(f"{head}{START}\n{table()}\n{END}{tail}")
+    replace_readme_block(table(), START, END, "Benchmark results")
     print(f"[bench] README table regenerated from {RESULTS_DIR}")
 
 

@@ -7,6 +7,7 @@ Heavy libraries (torch, mujoco) are imported inside commands so `wm --help` stay
 
 from __future__ import annotations
 
+import importlib
 import sys
 from pathlib import Path
 
@@ -244,8 +245,9 @@ app.command("plan")(plan_command)
 def bench_command(
     names: list[str] = typer.Argument(
         None,
-        help="Benchmarks to run (default: all but the ablation). `wm bench ablation` runs the "
-        "four-latent ablation (options after it, e.g. --episodes 10 plan.samples=64; -h lists them).",
+        help="Benchmarks to run (default: all but the long studies). `wm bench ablation` runs the "
+        "four-latent ablation, `wm bench encoder_seeds` the stage-1 encoders over training seeds "
+        "(options after the name, e.g. --episodes 10 plan.samples=64; -h lists them).",
     ),
 ) -> None:
     """Run the benchmarks (results in benchmarks/results/*.json) and refresh the README tables."""
@@ -257,10 +259,8 @@ def bench_command(
             "wm bench runs from a source checkout (the benchmarks/ folder is not installed)"
         ) from None
     names = list(names or [])
-    if names[:1] == ["ablation"]:
-        from benchmarks import ablation
-
-        ablation.main(names[1:])
+    if names[:1] and names[0] in EXTRA:  # the long studies take their own options
+        importlib.import_module(f"benchmarks.{names[0]}").main(names[1:])
         return
     unknown = [n for n in names if n not in BENCHMARKS + EXTRA]
     if unknown:
