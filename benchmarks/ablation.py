@@ -18,9 +18,8 @@ import copy
 import json
 from functools import partial
 from pathlib import Path
-from typing import NoReturn
 
-from benchmarks.common import README, RESULTS_DIR, replace_readme_block, write_result
+from benchmarks.common import README, RESULTS_DIR, StudyParser, positive, replace_readme_block, write_result
 from worldmodel.config import Config, load_config
 from worldmodel.demo import StageResult, ac_stages, collect_stage, pretrain_stage, run_stage, say
 from worldmodel.errors import UserError
@@ -32,23 +31,8 @@ START, END = "<!-- ABLATION-TABLE:START -->", "<!-- ABLATION-TABLE:END -->"
 PROBE_ENV = "jepa_wm/Push-v0"
 
 
-class ArgumentParser(argparse.ArgumentParser):
-    """Bad options are one clear line through `wm`'s error handling, not argparse's usage dump."""
-
-    def error(self, message: str) -> NoReturn:
-        raise UserError(f"wm bench ablation: {message} (see wm bench ablation -h)")
-
-
-def positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
-    return int(text)
-
-
 def parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = ArgumentParser(
-        prog="wm bench ablation", description=__doc__.split("\n\n")[0], allow_abbrev=False
-    )
+    parser = StudyParser(prog="wm bench ablation", description=__doc__.split("\n\n")[0], allow_abbrev=False)
     parser.add_argument("--preset", default="tiny", help="preset of data, encoders, predictor, planner")
     parser.add_argument("--episodes", type=positive, default=10, help="held-out episodes per task and row")
     parser.add_argument("--tasks", default="jepa_wm/Reach-v0,jepa_wm/Push-v0", help="comma-separated env ids")

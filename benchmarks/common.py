@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from worldmodel.atomic import write_json_atomic
+from worldmodel.errors import UserError
 from worldmodel.runs import git_commit
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -56,3 +58,18 @@ def replace_readme_block(markdown: str, start: str, end: str, heading: str, read
     head, rest = text.split(start, 1)
     _, tail = rest.split(end, 1)
     readme.write_text(f"{head}{start}\n{markdown}\n{end}{tail}")
+
+
+class StudyParser(argparse.ArgumentParser):
+    """Options of a `wm bench <study>`: a bad one is one clear line through `wm`'s error handling
+    (exit 2), not argparse's usage dump."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UserError(f"{self.prog}: {message} (see {self.prog} -h)")
+
+
+def positive(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return int(text)

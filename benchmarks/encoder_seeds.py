@@ -19,12 +19,10 @@ import json
 import math
 import statistics
 from pathlib import Path
-from typing import NoReturn
 
-from benchmarks.common import RESULTS_DIR, replace_readme_block, write_result
+from benchmarks.common import RESULTS_DIR, StudyParser, positive, replace_readme_block, write_result
 from worldmodel.config import Config, load_config
 from worldmodel.demo import collect_stage, pretrain_stage, run_stage, say
-from worldmodel.errors import UserError
 from worldmodel.probe_run import probe_is_current, run_probe, write_probe
 from worldmodel.threads import use_threads
 
@@ -35,13 +33,6 @@ START, END = "<!-- ENCODER-SEEDS-TABLE:START -->", "<!-- ENCODER-SEEDS-TABLE:END
 PROBE_ENV = "jepa_wm/Push-v0"
 
 
-class ArgumentParser(argparse.ArgumentParser):
-    """Bad options are one clear line through `wm`'s error handling, not argparse's usage dump."""
-
-    def error(self, message: str) -> NoReturn:
-        raise UserError(f"wm bench encoder_seeds: {message} (see wm bench encoder_seeds -h)")
-
-
 def seed_list(text: str) -> list[int]:
     seeds = [s.strip() for s in text.split(",") if s.strip()]
     if not seeds or not all(s.isdigit() for s in seeds) or len(set(seeds)) != len(seeds):
@@ -49,14 +40,8 @@ def seed_list(text: str) -> list[int]:
     return [int(s) for s in seeds]
 
 
-def positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
-    return int(text)
-
-
 def parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = ArgumentParser(
+    parser = StudyParser(
         prog="wm bench encoder_seeds", description=__doc__.split("\n\n")[0], allow_abbrev=False
     )
     parser.add_argument("--preset", default="tiny", help="preset of data and encoders (default tiny)")
