@@ -48,13 +48,21 @@ def probe_frames(
 
 
 def run_probe(
-    encoders: list[str], grids: list[int], env_id: str, episodes: int, steps: int, split: str
+    encoders: list[str],
+    grids: list[int],
+    env_id: str,
+    episodes: int,
+    steps: int,
+    split: str,
+    cross_appearance: bool = True,
 ) -> list[dict]:
     """Probe numbers per encoder and grid on `split` frames; the cross-appearance probe is fitted on
-    as many frames of the other split (other colours, lights, camera offsets)."""
+    as many frames of the other split (other colours, lights, camera offsets). It doubles the
+    frames to simulate and encode, so a caller that does not report it can switch it off."""
     images, targets = probe_frames(env_id, episodes, steps, split)
-    other = "train" if split == "heldout" else "heldout"
-    fit_images, fit_targets = probe_frames(env_id, episodes, steps, other, seed=1)
+    if cross_appearance:
+        other = "train" if split == "heldout" else "heldout"
+        fit_images, fit_targets = probe_frames(env_id, episodes, steps, other, seed=1)
     groups = targets["episode"]
     targets = {k: v for k, v in targets.items() if k != "episode"}
     rows = []
@@ -62,13 +70,15 @@ def run_probe(
         # An AC run is probed once, through its own pooling or keypoint readout.
         for grid in grids[:1] if is_ac_run(name) else grids:
             encode = make_encode_fn(name, grid, image_size=images.shape[1])
-            latents, fit_latents = encode(images), encode(fit_images)
+            latents = encode(images)
             # Within-episode pairs: same appearance, as when the planner compares frame and goal.
             report: ProbeReport = probe_latents(latents, targets, groups=groups)
             cross = {}
-            for key in ("ee", "cube"):
-                r2, error = cross_appearance_probe(fit_latents, fit_targets[key], latents, targets[key])
-                cross |= {f"cross_r2_{key}": r2, f"cross_error_cm_{key}": 100 * error}
+            if cross_appearance:
+                fit_latents = encode(fit_images)
+                for key in ("ee", "cube"):
+                    r2, error = cross_appearance_probe(fit_latents, fit_targets[key], latents, targets[key])
+                    cross |= {f"cross_r2_{key}": r2, f"cross_error_cm_{key}": 100 * error}
             tokens = int(latents.shape[1])
             row = {"encoder": name, "grid": grid, "tokens": tokens, "r2_folds": R2_FOLDS}
             rows.append(row | report.as_dict() | cross)

@@ -28,6 +28,9 @@ def test_two_seeds_train_probe_summarise_then_reuse(wm, tmp_path) -> None:
     assert [row["seed"] for row in ours] == [0, 3]
     assert ours[0]["probe_r2_ee"] != ours[1]["probe_r2_ee"]  # the seed reaches the training
     assert all(row["pretrain_seconds"] > 0 for row in ours)
+    assert all(row["pretrain_seconds"] is None for row in result["config"]["per_seed"]["random"])
+    probe_row = json.loads((pretrain / "tiny_s0" / "probe_2ep.json").read_text())[0]
+    assert "cross_r2_ee" not in probe_row  # not reported here, so not computed
     figures = result["figures"]
     assert figures["ours probe_r2_ee mean"] == pytest.approx(
         (ours[0]["probe_r2_ee"] + ours[1]["probe_r2_ee"]) / 2
