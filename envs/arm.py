@@ -23,6 +23,10 @@ between the fingertips, in the base frame (base at the origin, table top at z = 
 Euler angles (rad) of the hand relative to gripper-down; gripper opening normalised to [0, 1]
 (1 = fully open, 8 cm between the finger pads; 0 = closed).
 
+Holding is read from MuJoCo's contacts (`Arm.pinches`): both fingers touch the object and push on
+it from opposite sides, which a cube merely resting against one finger, or lying across both
+fingertips, does not.
+
 Rendering: `mujoco.Renderer` offscreen, one per image size, with shadows and multisampling off
 (software EGL is ~10x slower with them); `close()` frees them.
 """
@@ -40,6 +44,9 @@ from envs.gl import make_renderer
 
 ASSET = Path(__file__).resolve().parent / "assets" / "arm_table.xml"
 ARM_JOINTS = tuple(f"joint{i}" for i in range(1, 8))
+FINGER_BODIES = ("left_finger", "right_finger")
+# Largest cosine between the two fingers' mean contact normals that still counts as a pinch.
+PINCH_MAX_COSINE = -0.5
 FINGER_RANGE = 0.04  # metres per finger
 HAND_TO_EE = 0.1034  # hand frame origin -> point between the fingertips, along hand z
 # Gripper-down: the hand's z axis points to -z (a half turn about x).
@@ -85,6 +92,7 @@ class Arm:
         self.finger_qpos = np.array([self.model.joint(j).qposadr[0] for j in ("finger_left", "finger_right")])
         self.ee_site = self.model.site("ee").id
         self.hand_body = self.model.body("hand").id
+        self.finger_bodies = np.array([self.model.body(b).id for b in FINGER_BODIES])
         self._gripper_target = 1.0
         self._renderers: dict[tuple[int, int], mujoco.Renderer] = {}
 
@@ -104,6 +112,27 @@ class Arm:
     def state(self) -> np.ndarray:
         euler = self.ee_rotation().as_euler("xyz")
         return np.concatenate([self.ee_pos(), euler, [self.gripper_opening()]]).astype(np.float32)
+
+    def pinches(self, geom: int) -> bool:
+        """Whether both fingers touch `geom` (a geom id) and press on it from opposite sides.
+
+        Reads the contacts of the last `mj_step`/`mj_forward`; each finger's contact normals
+        (oriented finger -> object) are averaged, and the two averages must point against each other.
+        """
+        n = self.data.ncon
+        geom1, geom2 = self.data.contact.geom1[:n], self.data.contact.geom2[:n]
+        normals = self.data.contact.frame[:n, :3]
+        body1, body2 = self.model.geom_bodyid[geom1], self.model.geom_bodyid[geom2]
+        pushes = []
+        for finger in self.finger_bodies:
+            outward = normals[(body1 == finger) & (geom2 == geom)]
+            inward = normals[(body2 == finger) & (geom1 == geom)]
+            both = np.concatenate([outward, -inward])
+            if len(both) == 0:
+                return False
+            mean = both.mean(axis=0)
+            pushes.append(mean / max(float(np.linalg.norm(mean)), 1e-9))
+        return float(pushes[0] @ pushes[1]) <= PINCH_MAX_COSINE
 
     # --- control --------------------------------------------------------------------------
     def apply_action(self, action: np.ndarray, substeps: int, waypoints: int = 10) -> None:

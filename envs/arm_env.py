@@ -7,7 +7,8 @@ envs/arm.py). Action: 7-D EE delta in the base frame, a Box with the per-step bo
 one step costs 50 physics substeps of 4 ms.
 
 `info` carries `goal_pixels` (uint8 [H,W,3]), `is_success` (bool), `distance` (the task's, metres),
-`ee_distance` and `object_distance` (metres). Reward is the negative task distance (planning never
+`ee_distance` and `object_distance` (metres), and `cube_held` (both fingers pinch the cube, read
+from the contacts; Grasp's success needs it). Reward is the negative task distance (planning never
 uses it). Episodes have a fixed budget (TimeLimit at registration, 50 steps); `terminated` is always
 False. `render_pixels=False` skips rendering (pixels are zeros) for fast oracle/physics-only runs;
 success is judged by the env either way.
@@ -51,7 +52,7 @@ STATE_HIGH = np.array([1.5, 1.5, 1.5, np.pi, np.pi, np.pi, 1.0], dtype=np.float3
 
 
 class ArmGoalEnv(gym.Env):
-    """A Panda-like arm on a table; the task (reach, push, pickplace) sets scenes, goals, success."""
+    """A Panda-like arm on a table; the task (reach, push, grasp, pickplace) sets scenes, goals, success."""
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 5}
 
@@ -75,6 +76,7 @@ class ArmGoalEnv(gym.Env):
         self.render_mode = render_mode
         self.metadata = {**self.metadata, "render_fps": self.control_hz}
         self.arm = Arm(ControlSpec())
+        self._cube_geom = self.arm.model.geom("cube").id
         self.substeps = max(1, round(1.0 / (self.control_hz * self.arm.model.opt.timestep)))
         control = self.arm.control
         self.action_space = spaces.Box(control.action_low, control.action_high, dtype=np.float32)
@@ -136,6 +138,10 @@ class ArmGoalEnv(gym.Env):
         """Cube centre, metres, base frame."""
         return self.arm.data.body("cube").xpos.copy()
 
+    def cube_held(self) -> bool:
+        """Both fingers pinch the cube (contacts of the current simulator state)."""
+        return self.arm.pinches(self._cube_geom)
+
     def get_sim_state(self) -> np.ndarray:
         """Full MuJoCo integration state (qpos, qvel, act, ctrl, mocap, warm start) + gripper target."""
         return self.arm.get_sim_state()
@@ -182,12 +188,14 @@ class ArmGoalEnv(gym.Env):
         assert self.goal is not None
         ee, cube = self.ee_pos(), self.cube_pos()
         distance = self.task.distance(ee, cube, self.goal)
+        held = self.cube_held()
         return {
             "goal_pixels": self._goal_pixels.copy(),
-            "is_success": bool(self.task.is_success(ee, cube, self.goal)),
+            "is_success": bool(self.task.is_success(ee, cube, self.goal, held)),
             "distance": distance,
             "ee_distance": float(np.linalg.norm(ee - self.goal.ee_pos)),
             "object_distance": float(np.linalg.norm(cube - self.goal.cube_pos)),
+            "cube_held": held,
         }
 
 

@@ -191,6 +191,7 @@ class OraclePolicy(_ArmController):
             return self.move(goal.ee_pos, 0.0)
         if name == "push":
             return self._push(goal.cube_pos)
+        # PickPlace and Grasp: a Grasp goal is a pick-and-place whose place is above the start.
         return self._pick_place(goal.cube_pos)
 
     def _push(self, goal_cube: np.ndarray) -> np.ndarray:

@@ -22,7 +22,7 @@ from envs.arm_env import KWARG_HELP
 NAMESPACE = "jepa_wm"
 MAX_EPISODE_STEPS = 50
 CONTROL_HZ = 5.0
-TASK_IDS = {"reach": "Reach-v0", "push": "Push-v0", "pickplace": "PickPlace-v0"}
+TASK_IDS = {"reach": "Reach-v0", "push": "Push-v0", "pickplace": "PickPlace-v0", "grasp": "Grasp-v0"}
 ENV_IDS = {task: f"{NAMESPACE}/{name}" for task, name in TASK_IDS.items()}
 ADAPTER_EXAMPLES = {f"{NAMESPACE}/ReacherGoal-v0": "envs.adapters:make_reacher_goal_env"}
 # Ids registered by modules imported through `import_user_module`, listed by `list_tasks`.
@@ -30,7 +30,7 @@ USER_ENV_IDS: list[str] = []
 
 
 def register_all() -> None:
-    """Register the three arm tasks and the adapter example (idempotent)."""
+    """Register the arm tasks and the adapter example (idempotent)."""
     for task, env_id in ENV_IDS.items():
         if env_id not in gym.registry:
             gym.register(

@@ -1,17 +1,19 @@
-"""Reach, Push and PickPlace: how each samples a scene and a goal, and how success is judged.
+"""Reach, Push, Grasp and PickPlace: how each samples a scene and a goal, and how success is judged.
 
 A task never renders and never steps physics: it samples configurations (`Scene`) and measures
 distances. The env (envs/arm_env.py) puts scenes into the simulator; goal images are rendered by
 teleporting into the goal scene and restoring the exact simulator state (envs/goals.py).
 
-Success thresholds (metres), judged on the final state of a fixed-budget episode:
+Success (metres), judged on the final state of a fixed-budget episode:
 - Reach: end effector (point between the fingertips) within 5 cm of the goal position (3-D).
 - Push: cube centre within 5 cm of the goal cube position in the table plane (2-D).
+- Grasp: cube at least 5 cm above its rest height on the table AND pinched by both fingers (the
+  env reads the contacts); its distance is the 3-D cube distance to the goal (held 8-12 cm up).
 - PickPlace: cube centre within 5 cm of the goal cube position (3-D; half the goals are lifted).
 
 Sub-goals (`Task.subgoals`, used when `eval.subgoals` lists the env): scenes a planner may aim at
-in turn before the goal, rendered like goal images. PickPlace: open hand 7 cm above the cube, then
-closed on it; Push: closed hand low behind the cube, opposite the push direction.
+in turn before the goal, rendered like goal images. PickPlace and Grasp: open hand 7 cm above the
+cube, then closed on it; Push: closed hand low behind the cube, opposite the push direction.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ CUBE_HALF = 0.03  # a 6 cm cube: ~6 px wide at 64x64, and the 8 cm gripper still
 HOLD_OPENING = 0.69
 GRASP_DEPTH = -0.008  # EE below the cube centre when grasping (the fingers wrap the cube)
 PREGRASP_HEIGHT = 0.07  # EE above the cube centre in PickPlace's first sub-goal (open hand)
+GRASP_LIFT = (0.08, 0.12)  # Grasp goals: the cube held this far above where it starts (metres)
 # Where cubes start and goals lie (table plane, metres). The EE regions sit inside the control
 # workspace (envs/arm.py) and inside the camera's framing (envs/variations.py).
 CUBE_REGION_LOW = np.array([0.36, -0.18])
@@ -75,7 +78,8 @@ class Task:
         """The task's distance to the goal, in metres."""
         raise NotImplementedError
 
-    def is_success(self, ee_pos: np.ndarray, cube_pos: np.ndarray, goal: Goal) -> bool:
+    def is_success(self, ee_pos: np.ndarray, cube_pos: np.ndarray, goal: Goal, held: bool) -> bool:
+        """`held`: both fingers pinch the cube (read from the simulator's contacts by the env)."""
         return self.distance(ee_pos, cube_pos, goal) < self.success_threshold
 
     def subgoals(self, start: Scene, goal: Goal) -> list[Scene]:
@@ -145,15 +149,45 @@ class PickPlaceTask(Task):
 
     def subgoals(self, start: Scene, goal: Goal) -> list[Scene]:
         """Open hand above the cube, then closed on it where it starts, then the goal scene."""
-        cube = start.cube_pos
-        above = Scene(ee_pos=cube + np.array([0.0, 0.0, PREGRASP_HEIGHT]), gripper=1.0, cube_pos=cube.copy())
-        grasp = Scene(
-            ee_pos=cube + np.array([0.0, 0.0, GRASP_DEPTH]), gripper=HOLD_OPENING, cube_pos=cube.copy()
-        )
-        return [above, grasp, goal.scene]
+        return [*_approach_and_grasp(start.cube_pos), goal.scene]
 
 
-TASKS: dict[str, type[Task]] = {"reach": ReachTask, "push": PushTask, "pickplace": PickPlaceTask}
+class GraspTask(Task):
+    name = "grasp"
+    description = "grasp the cube and hold it up as the goal image shows (success: pinched, >= 5 cm lifted)"
+    success_threshold = 0.05  # lift above the table rest height (metres), with the cube pinched
+
+    def sample_goal(self, rng: np.random.Generator, start: Scene) -> Goal:
+        cube = start.cube_pos + np.array([0.0, 0.0, rng.uniform(*GRASP_LIFT)])
+        ee = cube + np.array([0.0, 0.0, GRASP_DEPTH])
+        scene = Scene(ee_pos=ee, gripper=HOLD_OPENING, cube_pos=cube)
+        return Goal(scene=scene, ee_pos=ee, cube_pos=cube)
+
+    def distance(self, ee_pos: np.ndarray, cube_pos: np.ndarray, goal: Goal) -> float:
+        return float(np.linalg.norm(cube_pos - goal.cube_pos))
+
+    def is_success(self, ee_pos: np.ndarray, cube_pos: np.ndarray, goal: Goal, held: bool) -> bool:
+        """Lifted and held: a cube raised by other means (dropped on something, flung) fails."""
+        return bool(held and cube_pos[2] - CUBE_HALF >= self.success_threshold)
+
+    def subgoals(self, start: Scene, goal: Goal) -> list[Scene]:
+        """Open hand above the cube, then closed on it where it starts, then the goal scene."""
+        return [*_approach_and_grasp(start.cube_pos), goal.scene]
+
+
+TASKS: dict[str, type[Task]] = {
+    "reach": ReachTask,
+    "push": PushTask,
+    "pickplace": PickPlaceTask,
+    "grasp": GraspTask,
+}
+
+
+def _approach_and_grasp(cube: np.ndarray) -> list[Scene]:
+    """The open hand above the cube, then the hand closed on it, the cube where it is."""
+    above = Scene(ee_pos=cube + np.array([0.0, 0.0, PREGRASP_HEIGHT]), gripper=1.0, cube_pos=cube.copy())
+    grasp = Scene(ee_pos=cube + np.array([0.0, 0.0, GRASP_DEPTH]), gripper=HOLD_OPENING, cube_pos=cube.copy())
+    return [above, grasp]
 
 
 def _ee_clear_of(rng: np.random.Generator, cube: np.ndarray) -> np.ndarray:

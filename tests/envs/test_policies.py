@@ -32,7 +32,12 @@ def success_rate(env_id: str, policy_name: str) -> float:
 
 @pytest.mark.parametrize(
     ("env_id", "oracle_floor"),
-    [("jepa_wm/Reach-v0", 1.0), ("jepa_wm/Push-v0", 0.9), ("jepa_wm/PickPlace-v0", 0.9)],
+    [
+        ("jepa_wm/Reach-v0", 1.0),
+        ("jepa_wm/Push-v0", 0.9),
+        ("jepa_wm/PickPlace-v0", 0.9),
+        ("jepa_wm/Grasp-v0", 0.9),
+    ],
 )
 def test_oracle_solves_and_random_does_not(env_id: str, oracle_floor: float) -> None:
     oracle = success_rate(env_id, "oracle")
