@@ -1,14 +1,10 @@
 """`wm bench ablation`: is latent prediction a better planning latent than the alternatives?
 
-Same play data, same AC predictor recipe, same planner and budget, four latent spaces: our V-JEPA
-encoder, the MAE encoder (same backbone and data; `--mae-steps` gives it the same wall time), a
-random-init ViT and raw pixels (the two baselines are exported as encoder files,
-`worldmodel/baseline_encoders.py`, so they run through the very same cache, readout, predictor and
-eval). Per latent space: the probe on held-out Push frames twice, once on the latent the planner
-reads (the AC run's pooling or keypoint readout) and once on the encoder's pooled tokens (R² of
-the frozen features, as the stage-1 target asks), then success on each task for the `--rows`
-(encoder alone with simulator dynamics, and the learned predictor). Every stage is reused when run
-again. Writes benchmarks/results/ablation.json and the README table between the ABLATION markers.
+Same play data, predictor recipe, planner and budget for four latent spaces: our V-JEPA encoder,
+MAE (same backbone and data), a random-init ViT and raw pixels; the last two are exported as
+encoder files so they run through the very same cache, predictor and eval. Each gets the probe (on
+the planner's latent and on the pooled encoder) and success per task. Stages are reused when run
+again; writes benchmarks/results/ablation.json and the README table between the ABLATION markers.
 """
 
 from __future__ import annotations
@@ -19,12 +15,14 @@ import json
 from functools import partial
 from pathlib import Path
 
-from benchmarks.common import README, RESULTS_DIR, StudyParser, positive, replace_readme_block, write_result
-from worldmodel.config import Config, load_config
-from worldmodel.demo import StageResult, ac_stages, collect_stage, pretrain_stage, run_stage, say
-from worldmodel.errors import UserError
-from worldmodel.probe_run import probe_is_current, run_probe, write_probe
-from worldmodel.threads import use_threads
+from benchmarks.common import README, StudyParser, positive, replace_readme_block, write_result
+from worldmodel.common.errors import UserError
+from worldmodel.common.threads import use_threads
+from worldmodel.config.schema import Config, load_config
+from worldmodel.evaluation.demo import StageResult, ac_stages, collect_stage, pretrain_stage, run_stage, say
+from worldmodel.evaluation.evaluate import evaluate, write_outputs
+from worldmodel.evaluation.probe_run import probe_is_current, run_probe, write_probe
+from worldmodel.models.baseline_encoders import export_baseline
 
 LATENTS = ("ours", "mae", "random", "pixels")
 START, END = "<!-- ABLATION-TABLE:START -->", "<!-- ABLATION-TABLE:END -->"
@@ -38,24 +36,15 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--tasks", default="jepa_wm/Reach-v0,jepa_wm/Push-v0", help="comma-separated env ids")
     parser.add_argument("--latents", default=",".join(LATENTS), help=f"subset of {','.join(LATENTS)}")
     parser.add_argument(
-        "--probe-episodes",
-        type=positive,
-        default=100,
-        help="held-out Push episodes for the probe (its R² folds hold out whole episodes)",
-    )
-    parser.add_argument(
         "--rows", default="simulator,learned", help="eval rows: comma-separated simulator, learned"
     )
-    parser.add_argument(
-        "--mae-steps", type=positive, help="MAE pretraining steps (default: the preset's, as ours)"
+    parser.add_encoder_options(
+        "MAE pretraining steps (default: the preset's, as ours)",
+        "held-out Push episodes for the probe (its R² folds hold out whole episodes)",
     )
     parser.add_argument("--root", default="runs", help="runs folder (ours is runs/pretrain/<preset>)")
-    parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR, help="where ablation.json goes")
-    parser.add_argument("--no-readme", action="store_true", help="do not rewrite the README table")
-    parser.add_argument(
-        "overrides",
-        nargs="*",
-        help="config overrides for every latent space, e.g. plan.samples=64 eval.budget=30",
+    parser.add_output_options(
+        "ablation", "config overrides for every latent space, e.g. plan.samples=64 eval.budget=30"
     )
     return parser.parse_args(argv)
 
@@ -65,8 +54,6 @@ def encoder_stage(base: Config, latent: str, mae_steps: int | None) -> tuple[Sta
     steps or `mae_steps` (its run name then says so)."""
     config = copy.deepcopy(base)
     if latent in ("pixels", "random"):
-        from worldmodel.baseline_encoders import export_baseline
-
         folder = Path(base.run.root) / "ablation" / latent
         stage = run_stage(
             f"{latent}: encoder",
@@ -104,8 +91,6 @@ def eval_stage(
     config.eval.rows = rows
 
     def do_eval() -> str:
-        from worldmodel.evaluate import evaluate, write_outputs
-
         write_outputs(config, evaluate(config), out_dir)
         return str(out_dir / "results.json")
 

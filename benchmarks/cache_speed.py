@@ -1,22 +1,15 @@
 """Stage-2 training: reading the embedding cache vs re-encoding frames with the frozen encoder.
 
-Run: `python -m benchmarks.cache_speed` (part of `make bench`); writes
-benchmarks/results/cache_speed.json. Why: `wm train` reads cached latents by default
-(`train.from_cache=true`); `from_cache=false` encodes every batch on the fly. This measures what
-the cache saves per epoch and after how many epochs building it has paid for itself.
-
-Setup (tiny preset sizes, DESIGN.md §4): a small play dataset collected here (64x64 frames), a
-random-init tiny encoder (192 wide, 6 blocks; speed does not depend on training), the tiny AC
-predictor (width 128, depth 4, 2x2 pooled tokens), clip_len 4, batch 32. Both modes train the
-same fresh predictor on the same batches (same windows, same shuffle seed) with the same code as
-`wm train` (`stage2.ACModule.latents` + `ac_loss` + AdamW); one "epoch" is the first `--batches`
-batches, so the benchmark stays well under two minutes on 2 cores.
+`wm train` reads cached latents by default; `train.from_cache=false` encodes every batch on the
+fly. This measures what the cache saves per epoch and after how many epochs building it pays off:
+both modes train the same fresh tiny predictor on the same batches with `wm train`'s own code (a
+random-init tiny encoder: speed does not depend on training). Run: `python -m benchmarks.cache_speed`
+(part of `make bench`); writes benchmarks/results/cache_speed.json.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -24,26 +17,28 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from benchmarks.common import RESULTS_DIR, write_result
+from benchmarks.common import RESULTS_DIR, write_timing_result
 from data.cache import read_cache
 from data.collect import collect
 from data.episodes import EpisodeReader
-from worldmodel.ac_loss import ac_loss
-from worldmodel.checkpoints import save_encoder
-from worldmodel.config import Config, load_config
-from worldmodel.encoders import load_encoder
-from worldmodel.optim import build_adamw
-from worldmodel.pretrain import encoder_metadata
-from worldmodel.stage2 import ACModule, FrameWindows, LatentWindows, build_cache, cache_key, training_windows
-from worldmodel.vit import VisionTransformer
+from worldmodel.config.schema import Config, load_config
+from worldmodel.models.ac_predictor import ACPredictorConfig
+from worldmodel.models.checkpoints import encoder_metadata, save_encoder
+from worldmodel.models.encoders import load_encoder
+from worldmodel.models.vit import VisionTransformer
+from worldmodel.training.ac_data import FrameWindows, LatentWindows, predictor_config, training_windows
+from worldmodel.training.ac_loss import ac_loss
+from worldmodel.training.ac_module import ACModule
+from worldmodel.training.embedding_cache import build_cache, cache_key
+from worldmodel.training.optim import build_adamw
 
 
 def one_epoch(
-    config: Config, windows: Dataset, encoder: VisionTransformer, batches: int
+    config: Config, ac: ACPredictorConfig, windows: Dataset, encoder: VisionTransformer, batches: int
 ) -> tuple[float, float]:
     """Seconds for `batches` training steps of a freshly seeded predictor, and the last loss."""
     torch.manual_seed(config.run.seed)
-    module = ACModule(config.ac, config, encoder)
+    module = ACModule(ac, config, encoder)
     optimizer = build_adamw(module.predictor, config.train.lr, config.train.weight_decay)
     loader = DataLoader(
         windows,
@@ -102,16 +97,17 @@ def main(argv: list[str] | None = None) -> dict:
         figures["cache_build_s"] = time.perf_counter() - start
         encoder, metadata = load_encoder(root / "enc")
         key = cache_key(config, metadata)
-        cached = training_windows(config, encoder, key)
+        cached, sizes = training_windows(config, encoder, key)
+        ac = predictor_config(config, sizes)
         fly_config = load_config([*base, "from_cache=false"], preset="tiny", section="train")
-        on_the_fly = training_windows(fly_config, encoder, key)
+        on_the_fly, _ = training_windows(fly_config, encoder, key)
         assert isinstance(cached, LatentWindows) and isinstance(on_the_fly, FrameWindows)
         assert cached.index == on_the_fly.index  # the same windows, so the same batches
         assert len(read_cache(root / "emb.h5")) == len(EpisodeReader(data))
         batches = min(args.batches, len(cached) // args.batch_size)
-        one_epoch(config, cached, encoder, 2)  # warm-up (allocations, lazy imports)
-        cache_s, cache_loss = one_epoch(config, cached, encoder, batches)
-        fly_s, fly_loss = one_epoch(fly_config, on_the_fly, encoder, batches)
+        one_epoch(config, ac, cached, encoder, 2)  # warm-up (allocations, lazy imports)
+        cache_s, cache_loss = one_epoch(config, ac, cached, encoder, batches)
+        fly_s, fly_loss = one_epoch(fly_config, ac, on_the_fly, encoder, batches)
     figures["cache_epoch_s"] = cache_s
     figures["reencode_epoch_s"] = fly_s
     figures["reencode_over_cache"] = fly_s / cache_s
@@ -136,9 +132,8 @@ def main(argv: list[str] | None = None) -> dict:
         "predictor": f"width {config.ac.width}, depth {config.ac.depth}, {config.ac.grid_h}x{config.ac.grid_w} tokens",
         "threads": args.threads,
         "timing": "wall seconds for batches_per_epoch AdamW steps; cache_pays_off_after_epochs uses full epochs",
-        "load_avg_1min_after": os.getloadavg()[0],  # other work on the 2 cores slows every figure
     }
-    print(f"wrote {write_result('cache_speed', config_out, figures, args.results_dir)}")
+    write_timing_result("cache_speed", config_out, figures, args.results_dir)
     return figures
 
 

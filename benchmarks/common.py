@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 from typing import Any, NoReturn
 
-from worldmodel.atomic import write_json_atomic
-from worldmodel.errors import UserError
-from worldmodel.runs import git_commit
+from worldmodel.common.atomic import write_json_atomic
+from worldmodel.common.errors import UserError
+from worldmodel.training.runs import git_commit
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -47,6 +47,17 @@ def write_result(
     return write_json_atomic(results_dir / f"{name}.json", payload)
 
 
+def write_timing_result(
+    name: str, config: dict[str, Any], figures: dict[str, Any], results_dir: Path = RESULTS_DIR
+) -> Path:
+    """`write_result` for a timing benchmark: the config also records the load average it finished
+    under (other work on the 2 cores slows every figure); prints where the result went."""
+    config = {**config, "load_avg_1min_after": os.getloadavg()[0]}
+    path = write_result(name, config, figures, results_dir)
+    print(f"wrote {path}")
+    return path
+
+
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
@@ -66,6 +77,17 @@ class StudyParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         raise UserError(f"{self.prog}: {message} (see {self.prog} -h)")
+
+    def add_encoder_options(self, mae_steps_help: str, probe_episodes_help: str) -> None:
+        """The options of studies that pretrain an MAE baseline and probe every encoder."""
+        self.add_argument("--mae-steps", type=positive, help=mae_steps_help)
+        self.add_argument("--probe-episodes", type=positive, default=100, help=probe_episodes_help)
+
+    def add_output_options(self, result: str, overrides_help: str) -> None:
+        """The options every study ends with: where its result goes, the README switch, overrides."""
+        self.add_argument("--results-dir", type=Path, default=RESULTS_DIR, help=f"where {result}.json goes")
+        self.add_argument("--no-readme", action="store_true", help="do not rewrite the README table")
+        self.add_argument("overrides", nargs="*", help=overrides_help)
 
 
 def positive(text: str) -> int:

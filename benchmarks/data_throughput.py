@@ -6,6 +6,7 @@ frames/s at 64x64 with 2 workers; reading clips must outpace training by a wide 
 
 from __future__ import annotations
 
+import argparse
 import tempfile
 import time
 from pathlib import Path
@@ -18,7 +19,12 @@ from data.collect import collect
 from data.episodes import EpisodeReader
 
 
-def main(episodes: int = 40, steps: int = 50) -> dict:
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--episodes", type=int, default=40, help="episodes of the 2-worker collection")
+    parser.add_argument("--steps", type=int, default=50)
+    args = parser.parse_args(argv)
+    episodes, steps = args.episodes, args.steps
     figures: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         envs = ["jepa_wm/Reach-v0", "jepa_wm/Push-v0"]

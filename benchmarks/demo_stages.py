@@ -15,8 +15,12 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
+
 from benchmarks.common import RESULTS_DIR, write_result
-from worldmodel.errors import UserError
+from worldmodel.common.errors import UserError
+from worldmodel.config.schema import load_config
+from worldmodel.evaluation.demo import run_demo
 
 DEMO_BUDGET_S = 15 * 60
 
@@ -42,10 +46,6 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
 def time_demo(preset: str, root: Path, overrides: list[str]) -> dict[str, float]:
     """Seconds per stage of a first demo in `root`, its total, and the total of a rerun."""
-    import torch
-
-    from worldmodel.config import load_config
-    from worldmodel.demo import run_demo
 
     def one_run() -> tuple[list, float]:
         config = load_config(

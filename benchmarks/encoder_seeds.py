@@ -1,14 +1,10 @@
 """`wm bench encoder_seeds`: the stage-1 comparison (ours vs MAE vs a random ViT) over training seeds.
 
-One training seed decides nothing at this scale: two seeds of the same 5-minute recipe differ by
-more in probe R² than the gap between the methods (experiments §30). So each seed pretrains our
-encoder (the preset, `run.seed=S`), the MAE baseline for `--mae-steps` (the same wall time) and
-exports a random-init ViT of that seed; every frozen encoder is probed like `wm probe` (pooled to
-`eval.latent_grid`, held-out Push episodes, R² folds by episode). Reported: each seed's figures,
-then mean and standard deviation over seeds, the difference of ours and each baseline's means with
-its standard error, and on how many seeds ours beats each baseline.
-Stages are reused when run again, so a killed run loses only the stage in flight. Writes
-benchmarks/results/encoder_seeds.json and the README table between the ENCODER-SEEDS markers.
+One training seed decides nothing at this scale: two seeds of one recipe differ by more in probe R²
+than the methods do (experiments §30). So every seed trains each encoder and probes it like
+`wm probe`; the table gives per-seed figures, mean ± sd, and ours minus each baseline with its
+standard error. Stages are reused when run again; writes benchmarks/results/encoder_seeds.json and
+the README table between the ENCODER-SEEDS markers.
 """
 
 from __future__ import annotations
@@ -20,11 +16,12 @@ import math
 import statistics
 from pathlib import Path
 
-from benchmarks.common import RESULTS_DIR, StudyParser, positive, replace_readme_block, write_result
-from worldmodel.config import Config, load_config
-from worldmodel.demo import collect_stage, pretrain_stage, run_stage, say
-from worldmodel.probe_run import probe_is_current, run_probe, write_probe
-from worldmodel.threads import use_threads
+from benchmarks.common import StudyParser, replace_readme_block, write_result
+from worldmodel.common.threads import use_threads
+from worldmodel.config.schema import Config, load_config
+from worldmodel.evaluation.demo import collect_stage, pretrain_stage, run_stage, say
+from worldmodel.evaluation.probe_run import probe_is_current, run_probe, write_probe
+from worldmodel.models.baseline_encoders import export_baseline
 
 ENCODERS = ("ours", "mae", "random")
 NAMES = {"ours": "ours (V-JEPA + VC)", "mae": "MAE", "random": "random-init ViT"}
@@ -48,26 +45,17 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--seeds", type=seed_list, default=[0, 1, 2, 3, 4], help="training seeds (default 0,1,2,3,4)"
     )
-    parser.add_argument(
-        "--mae-steps",
-        type=positive,
-        help="MAE pretraining steps (default: the preset's, as ours; 435 matches tiny's wall time here)",
-    )
-    parser.add_argument(
-        "--probe-episodes",
-        type=positive,
-        default=100,
-        help="held-out Push episodes for the probe (default 100)",
+    parser.add_encoder_options(
+        "MAE pretraining steps (default: the preset's, as ours; 435 matches tiny's wall time here)",
+        "held-out Push episodes for the probe (default 100)",
     )
     parser.add_argument(
         "--root", default="runs/seeds", help="runs folder for the encoders and probes (default runs/seeds)"
     )
-    parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR, help="where encoder_seeds.json goes")
-    parser.add_argument("--no-readme", action="store_true", help="do not rewrite the README table")
-    parser.add_argument(
-        "overrides",
-        nargs="*",
-        help="config overrides for every encoder, e.g. pretrain.lr=1e-3 (finished runs under --root are reused as they are, so give a new --root)",
+    parser.add_output_options(
+        "encoder_seeds",
+        "config overrides for every encoder, e.g. pretrain.lr=1e-3 (finished runs under --root are "
+        "reused as they are, so give a new --root)",
     )
     return parser.parse_args(argv)
 
@@ -95,8 +83,6 @@ def encoder_stage(base: Config, encoder: str, seed: int, mae_steps: int) -> Path
     name = run_name(base, encoder, seed, mae_steps)
     folder = Path(base.run.root) / "pretrain" / name
     if encoder == "random":
-        from worldmodel.baseline_encoders import export_baseline
-
         run_stage(
             f"{name}: export",
             (folder / "encoder.safetensors").exists,

@@ -51,22 +51,27 @@ def measure(env_id: str, image_size: int, steps: int) -> dict[str, float]:
     return {"step_and_render_fps": step_fps, "render_only_fps": render_fps, "physics_only_fps": physics_fps}
 
 
-def main(image_size: int = 64, steps: int = 400) -> dict:
-    figures = {env_id: measure(env_id, image_size, steps) for env_id in ENV_IDS.values()}
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=400)
+    args = parser.parse_args(argv)
+    figures = {env_id: measure(env_id, args.image_size, args.steps) for env_id in ENV_IDS.values()}
     for env_id, row in figures.items():
         print(f"{env_id:24s} " + "  ".join(f"{k} {v:7.0f}" for k, v in row.items()))
     worst = min(row["step_and_render_fps"] for row in figures.values())
     verdict = "meets" if worst >= TARGET_FPS else "MISSES"
     print(f"slowest task: {worst:.0f} frames/s stepped and rendered ({verdict} the {TARGET_FPS:g} target)")
-    config = {"image_size": image_size, "steps": steps, "target_fps": TARGET_FPS, "resets_timed": False}
+    config = {
+        "image_size": args.image_size,
+        "steps": args.steps,
+        "target_fps": TARGET_FPS,
+        "resets_timed": False,
+    }
     path = write_result("env_fps", config, figures)
     print(f"wrote {path}")
     return figures
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--image-size", type=int, default=64)
-    parser.add_argument("--steps", type=int, default=400)
-    args = parser.parse_args()
-    main(args.image_size, args.steps)
+    main()

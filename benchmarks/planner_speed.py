@@ -198,8 +198,14 @@ def main(argv: list[str] | None = None) -> dict:
     torch.manual_seed(0)
     load_before = os.getloadavg()[0]
     wm = TransformerToyWM()
-    bounds = ActionBounds([-0.05] * 6 + [-0.75], [0.05] * 6 + [0.75], fixed_dims=[3, 4, 5])
-    cfg = {"samples": args.samples, "horizon": args.horizon, "iterations": args.iterations, "gripper_dim": 6}
+    bounds = ActionBounds([-0.05] * 6 + [-0.75], [0.05] * 6 + [0.75], fixed_dims=[3, 4, 5], gripper_dim=6)
+    cfg = {
+        "samples": args.samples,
+        "horizon": args.horizon,
+        "iterations": args.iterations,
+        "energy": "last_frame_l1",
+        "execute": 1,
+    }
     loop_samples = args.loop_samples if 0 < args.loop_samples < args.samples else args.samples
     loop_cfg = {**cfg, "samples": loop_samples}
 

@@ -1,15 +1,9 @@
 """Stage-1 cost of V-JEPA vs the MAE baseline: wall time per training step and peak memory.
 
-Run: `python -m benchmarks.pretrain_compare` (part of `make bench`); writes
-benchmarks/results/pretrain_compare.json. Both methods are built by `worldmodel.pretrain.build_model`
-from the tiny preset (`wm pretrain` defaults: ViT 192 wide, 6 deep; JEPA predictor and MAE decoder
-both 96 wide, 3 deep; the official two mask generators), batch 16, clip_len 4, 64x64, float32, one
-thread. A step is what training does: forward, backward, AdamW step and, for JEPA, the EMA update.
-Clips are random (pixel content does not change the cost); masks are re-sampled every step.
-
-Each method runs in its own fresh subprocess, so peak memory is that process's `ru_maxrss`:
-`peak_rss_mb` is the whole process (torch included) and `train_mem_mb` is the peak above the
-resident size right after imports (model, optimizer state, activations, allocator slack).
+Both come from `worldmodel.training.pretrain.build_model` with the tiny preset; a step is forward,
+backward, AdamW and (JEPA) the EMA update, on random clips. Each method runs in a fresh subprocess,
+so `peak_rss_mb` is that process's ru_maxrss and `train_mem_mb` its peak above the resident size
+right after imports. Run: `python -m benchmarks.pretrain_compare` (part of `make bench`).
 """
 
 from __future__ import annotations
@@ -24,7 +18,13 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.common import write_result
+import torch
+
+from benchmarks.common import write_timing_result
+from worldmodel.config.schema import load_config
+from worldmodel.models.jepa import JEPA
+from worldmodel.training.optim import build_adamw, ema_momentum
+from worldmodel.training.pretrain import build_model
 
 METHODS = ("jepa", "mae")
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -36,13 +36,6 @@ def _rss_mb() -> float:
 
 def worker(method: str, batch: int, clip_len: int, image_size: int, warmup: int, steps: int) -> dict:
     """One method in this process: returns step times (ms) and ru_maxrss figures (MiB)."""
-    import torch
-
-    from worldmodel.config import load_config
-    from worldmodel.jepa import JEPA
-    from worldmodel.optim import build_adamw, ema_momentum
-    from worldmodel.pretrain import build_model
-
     torch.set_num_threads(1)
     rss_after_imports = _rss_mb()
     torch.manual_seed(0)
@@ -147,9 +140,8 @@ def main(argv: list[str] | None = None) -> dict:
         "memory": "ru_maxrss of a fresh subprocess per method; train_mem = peak minus RSS after imports",
         "masks": {m: {"context": r["context_tokens"], "target": r["target_tokens"]} for m, r in runs.items()},
         "params": {m: r["params"] for m, r in runs.items()},
-        "load_avg_1min_after": os.getloadavg()[0],  # other work on the 2 cores slows every figure
     }
-    print(f"wrote {write_result('pretrain_compare', config, figures)}")
+    write_timing_result("pretrain_compare", config, figures)
     return figures
 
 

@@ -1,19 +1,15 @@
 """Rollout speed of the real AC predictor: KV-cached rollout vs full recompute per step.
 
-Run: `python -m benchmarks.rollout_speed` (part of `make bench`); writes
-benchmarks/results/rollout_speed.json. Tiny sizes (DESIGN.md §4/§9): encoder width 192, predictor
-width 128 depth 4 (4 heads), batch 256 candidate sequences, horizon 5, 4 / 16 / 64 tokens per frame.
-
-- cached: `WorldModel.rollout`, one predictor step per horizon step against cached keys/values.
-- recompute: what the official planning loop does, re-running the block-causal forward over the
-  whole growing sequence at every step and keeping the last slot.
-Both produce the same latents (checked here, and in tests/worldmodel/test_world_model.py).
+Cached (`WorldModel.rollout`) runs one predictor step per horizon step against cached keys and
+values; recompute re-runs the block-causal forward over the whole growing sequence at every step,
+as the official planning loop does. Both give the same latents (checked here). Tiny sizes, 256
+candidates, horizon 5, 4 / 16 / 64 tokens per frame. Run: `python -m benchmarks.rollout_speed`
+(part of `make bench`); writes benchmarks/results/rollout_speed.json.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import time
 
@@ -21,10 +17,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from benchmarks.common import write_result
-from worldmodel.ac_predictor import ACPredictor, ACPredictorConfig
-from worldmodel.vit import VisionTransformer, ViTConfig
-from worldmodel.world_model import WorldModel
+from benchmarks.common import write_timing_result
+from worldmodel.models.ac_predictor import ACPredictor, ACPredictorConfig
+from worldmodel.models.vit import VisionTransformer, ViTConfig
+from worldmodel.models.world_model import WorldModel
 
 
 def build(grid: int, embed_dim: int, width: int, depth: int, heads: int) -> WorldModel:
@@ -103,9 +99,8 @@ def main(argv: list[str] | None = None) -> dict:
         "threads": args.threads,
         "repeats": args.repeats,
         "timing": "median wall ms per rollout call of the whole batch, torch.no_grad, float32",
-        "load_avg_1min_after": os.getloadavg()[0],  # other work on the 2 cores slows every figure
     }
-    print(f"wrote {write_result('rollout_speed', config, figures)}")
+    write_timing_result("rollout_speed", config, figures)
     return figures
 
 

@@ -6,41 +6,47 @@ the README table between the `BENCH-TABLE` markers is rebuilt from those files o
 
 from __future__ import annotations
 
-import importlib
 import json
 import sys
 import time
+from collections.abc import Callable
 
+from benchmarks import (
+    ablation,
+    cache_speed,
+    data_throughput,
+    demo_stages,
+    encoder_seeds,
+    env_fps,
+    planner_speed,
+    pretrain_compare,
+    rollout_speed,
+)
 from benchmarks.common import RESULTS_DIR, replace_readme_block
 
-BENCHMARKS = (
-    "env_fps",
-    "data_throughput",
-    "planner_speed",
-    "rollout_speed",
-    "pretrain_compare",
-    "cache_speed",
-    "demo_stages",  # the whole tiny demo from nothing: ~10 min here
-)
+# Every entry point takes its own command-line options (`[]`: the defaults).
+Main = Callable[[list[str]], object]
+BENCHMARKS: dict[str, Main] = {
+    "env_fps": env_fps.main,
+    "data_throughput": data_throughput.main,
+    "planner_speed": planner_speed.main,
+    "rollout_speed": rollout_speed.main,
+    "pretrain_compare": pretrain_compare.main,
+    "cache_speed": cache_speed.main,
+    "demo_stages": demo_stages.main,  # the whole tiny demo from nothing: ~10 min here
+}
 # By name only, each with its own options and README table: `wm bench ablation` (~30 min) and
 # `wm bench encoder_seeds` (~10 min per seed).
-EXTRA = ("ablation", "encoder_seeds")
+STUDIES: dict[str, Main] = {"ablation": ablation.main, "encoder_seeds": encoder_seeds.main}
 START, END = "<!-- BENCH-TABLE:START -->", "<!-- BENCH-TABLE:END -->"
 
 
-def run(names: tuple[str, ...] = BENCHMARKS) -> None:
+def run(names: tuple[str, ...] = tuple(BENCHMARKS)) -> None:
+    entry_points = BENCHMARKS | STUDIES
     for name in names:
-        try:
-            module = importlib.import_module(f"benchmarks.{name}")
-        except ModuleNotFoundError:
-            print(f"[bench] {name}: not available in this checkout, skipped")
-            continue
         print(f"[bench] {name} ...", flush=True)
         start = time.perf_counter()
-        argparse_style = (
-            "planner_speed", "rollout_speed", "pretrain_compare", "cache_speed", "demo_stages", *EXTRA,
-        )  # fmt: skip
-        module.main() if name not in argparse_style else module.main([])
+        entry_points[name]([])
         print(f"[bench] {name} done in {time.perf_counter() - start:.0f} s", flush=True)
 
 
@@ -55,7 +61,7 @@ def _fmt(value: object) -> str:
 def table() -> str:
     lines = ["| benchmark | figure | value |", "|---|---|---|"]
     for path in sorted(RESULTS_DIR.glob("*.json")):
-        if path.stem in EXTRA:
+        if path.stem in STUDIES:
             continue  # summarised in its own README table
         result = json.loads(path.read_text())
         commit = (result.get("git_commit") or "?")[:8]
@@ -70,5 +76,5 @@ def update_readme() -> None:
 
 
 if __name__ == "__main__":
-    run(tuple(sys.argv[1:]) or BENCHMARKS)
+    run(tuple(sys.argv[1:]) or tuple(BENCHMARKS))
     update_readme()

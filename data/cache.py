@@ -1,17 +1,10 @@
 """Embedding cache: frozen-encoder latents of every frame, so stage 2 never re-encodes images.
 
-One HDF5 file: root attrs `format="jepa-wm.embeddings"`, `encoder_hash` (content hash of the
-encoder weights), `preprocessing`, `latent_pool`, `source` (dataset path), `source_signature`
-(size and mtime of every dataset file) and `augment` (colour-augmented copies: entry c*n + i is
-copy c of dataset episode i, copy 0 as recorded); one group per entry with `latents` float16 [T+1,N,D],
-`states` float32 [T+1,S], `actions` float32 [T,A]. A cache whose encoder hash, pooling or source
-signature differs from what the caller expects is refused with one line, never silently reused.
-
-Crash safety, as for datasets (data/episodes.py): `CacheWriter` puts each encoded episode in its own
-shard under `<cache>.parts/` (temp name, fsync, rename; the shard carries the root attributes), and
-`finalize()` merges them into `<cache>` through a temp file and a rename. A SIGKILL at any moment
-leaves only whole shards and/or a whole cache; `resume` encodes only the missing episodes, and
-refuses shards written for another key (encoder, pooling or dataset) rather than mixing them.
+One HDF5 file: root attrs `format="jepa-wm.embeddings"` plus the `CacheKey` it was built from
+(encoder hash, preprocessing, pooling, source dataset and its signature, augmentation); one group per
+entry with `latents` float16 [T+1,N,D], `states` float32 [T+1,S], `actions` float32 [T,A] (entry
+c*n + i is colour copy c of dataset episode i). A cache built for another key is refused with one
+line, never silently reused. Written crash-safely, one shard per episode (data/shards.py).
 """
 
 from __future__ import annotations
@@ -24,8 +17,9 @@ from typing import Any
 import h5py
 import numpy as np
 
-from data.episodes import H5_ERRORS, DatasetError, DatasetLock, _first_line, dataset_files
-from data.shards import EPISODE_PREFIX, ShardFolder, episode_name
+from data.episodes import dataset_files
+from data.errors import H5_ERRORS, DatasetError, first_line
+from data.shards import ShardWriter, episode_index
 
 FORMAT = "jepa-wm.embeddings"
 
@@ -34,11 +28,11 @@ FORMAT = "jepa-wm.embeddings"
 class CacheKey:
     """What a cache was built from; any difference makes it stale."""
 
-    encoder_hash: str
+    encoder_hash: str  # content hash of the encoder weights
     preprocessing: str
     latent_pool: int
-    source: str
-    source_signature: str
+    source: str  # dataset path
+    source_signature: str  # size and mtime of every dataset file (`source_signature`)
     augment: str = "none"  # colour-augmented copies of each episode (`augment_label`)
 
 
@@ -56,97 +50,61 @@ def source_signature(dataset: str | Path) -> str:
     return ";".join(parts)
 
 
-class CacheWriter:
+class CacheWriter(ShardWriter):
     """Write a cache one durable episode at a time; merge at the end. Use as a context manager.
 
     Holds `<cache>.lock` while open (a second writer is refused). Without `resume` a finished
-    cache is rebuilt (overwritten by `finalize()`), but an unfinished one is refused."""
+    cache is rebuilt (overwritten by `finalize()`), but an unfinished one is refused; with it, only
+    shards and a finished cache of the same key are continued."""
+
+    merge_tmp_name = ".{name}.tmp"
 
     def __init__(self, path: str | Path, key: CacheKey, resume: bool = False) -> None:
-        self.path = Path(path)
         self.key = key
-        self.shards = ShardFolder(self.path)
-        self.lock = DatasetLock(self.path)
-        self.lock.acquire()
-        try:
-            self._prepare(resume)
-        except BaseException:
-            self.close()
-            raise
+        super().__init__(path, resume)
 
     def _prepare(self, resume: bool) -> None:
-        if self.shards.path.exists() and not resume:
+        if self.parts.exists() and not resume:
             raise DatasetError(
-                f"{self.path}: an unfinished cache is in {self.shards.path}; pass resume=true to "
+                f"{self.path}: an unfinished cache is in {self.parts}; pass resume=true to "
                 "continue it, or delete that folder"
             )
         self.shards.prepare()
-        self.path.with_name(f".{self.path.name}.tmp").unlink(missing_ok=True)  # a killed merge
         for shard in self.shards.files():
-            with _open_cache(shard) as handle:
+            with self.open_file(shard) as handle:
                 problem = _mismatch(dict(handle.attrs), self.key)
             if problem:
                 raise DatasetError(
                     f"{shard}: cannot resume: this unfinished cache was built by another encoder, pooling "
-                    f"or dataset ({problem}); delete {self.shards.path} or choose another cache="
+                    f"or dataset ({problem}); delete {self.parts} or choose another cache="
                 )
-        self._merged: set[int] = set()  # a finished cache of this key is kept; any other is rebuilt
-        if resume and self.path.exists():
+        if resume and self.path.exists():  # a finished cache of this key is kept; any other is rebuilt
             try:
                 check_cache(self.path, self.key)
             except DatasetError:
                 return
-            with _open_cache(self.path) as handle:
-                self._merged = {int(name[len(EPISODE_PREFIX) :]) for name in handle}
+            with self.open_file(self.path) as handle:
+                self._merged = {episode_index(name) for name in handle}
+            self._keep_final = bool(self._merged)
 
-    def existing_indices(self) -> set[int]:
-        """Episode indices already durable: in shards, or in the cache being resumed."""
-        return self.shards.indices() | self._merged
+    def root_attrs(self) -> dict[str, Any]:
+        return {"format": FORMAT, **self.key.__dict__}
+
+    def open_file(self, path: Path) -> h5py.File:
+        try:
+            return h5py.File(path, "r")
+        except H5_ERRORS as err:
+            raise DatasetError(f"{path}: not a readable embedding cache ({first_line(err)})") from None
 
     def write(self, index: int, latents: np.ndarray, states: np.ndarray, actions: np.ndarray) -> None:
         """Write episode `index` (its index in the dataset) to its own shard; durable on return."""
-
-        def fill(handle: h5py.File) -> None:
-            handle.attrs.update(self._attrs())
-            _write_group(handle.create_group(episode_name(index)), latents, states, actions)
-
-        self.shards.write(index, fill)
-
-    def finalize(self) -> Path:
-        """Merge the resumed cache (if any) and all shards into `path`, atomically; drop the shards."""
-        if not self.shards.files() and self._merged:  # nothing new: leave the finished cache untouched
-            self.shards.remove()
-            return self.path
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        self.shards.merge_into(self.path, tmp, self._attrs(), "", _open_cache, bool(self._merged))
-        return self.path
-
-    def close(self) -> None:
-        """Release the lock; a shard folder with no finished episode in it is not left behind."""
-        self.shards.remove_if_empty()
-        self.lock.release()
-
-    def __enter__(self) -> CacheWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _attrs(self) -> dict[str, Any]:
-        return {"format": FORMAT, **self.key.__dict__}
+        self._write_shard(index, lambda group: _write_group(group, latents, states, actions))
 
 
 def _write_group(group: h5py.Group, latents: np.ndarray, states: np.ndarray, actions: np.ndarray) -> None:
     group.create_dataset("latents", data=latents.astype(np.float16))
     group.create_dataset("states", data=states.astype(np.float32))
     group.create_dataset("actions", data=actions.astype(np.float32))
-
-
-def _open_cache(path: Path) -> h5py.File:
-    try:
-        return h5py.File(path, "r")
-    except H5_ERRORS as err:
-        raise DatasetError(f"{path}: not a readable embedding cache ({_first_line(err)})") from None
 
 
 def write_cache(
@@ -159,7 +117,7 @@ def write_cache(
             for count, (latents, states, actions) in enumerate(episodes, start=1):
                 writer.write(count - 1, latents, states, actions)
         except BaseException:
-            writer.shards.remove()  # all or nothing
+            writer.discard()  # all or nothing
             raise
         writer.finalize()
     return count
@@ -174,7 +132,7 @@ def check_cache(path: str | Path, expected: CacheKey) -> None:
         with h5py.File(path, "r") as handle:
             attrs = {k: handle.attrs.get(k) for k in ("format", *expected.__dict__)}
     except H5_ERRORS as err:
-        raise DatasetError(f"{path}: not a readable embedding cache ({_first_line(err)})") from None
+        raise DatasetError(f"{path}: not a readable embedding cache ({first_line(err)})") from None
     if attrs["format"] != FORMAT:
         raise DatasetError(f"{path}: root attribute 'format': expected '{FORMAT}', got {attrs['format']!r}")
     problem = _mismatch(attrs, expected)
@@ -216,7 +174,7 @@ def read_cache(
     except DatasetError:
         raise
     except H5_ERRORS as err:
-        raise DatasetError(f"{path}: not a readable embedding cache ({_first_line(err)})") from None
+        raise DatasetError(f"{path}: not a readable embedding cache ({first_line(err)})") from None
     return out
 
 

@@ -1,4 +1,8 @@
-"""Look at a dataset: validate every episode, summarise it, draw a contact sheet of frames."""
+"""Look at a whole dataset: validate every episode, summarise it, draw a contact sheet of frames.
+
+Built on the layout and per-array rules of data/episodes.py (which the writer also applies to each
+episode it writes); this module adds the file-level pass that `wm data check` and `wm demo` run.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +10,19 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import imageio.v3 as iio
 import numpy as np
 
 from data.episodes import (
-    H5_ERRORS,
-    DatasetError,
+    EpisodeReader,
     FileMeta,
-    _array_problem,
-    _first_line,
-    _open,
-    _shape_problem,
+    array_problem,
     dataset_files,
+    expected_arrays,
+    open_episode_file,
+    shape_problem,
 )
+from data.errors import H5_ERRORS, DatasetError, first_line
 
 
 def validate(path: str | Path) -> list[str]:
@@ -29,7 +34,7 @@ def validate(path: str | Path) -> list[str]:
     problems: list[str] = []
     for file in files:
         try:
-            handle = _open(file)
+            handle = open_episode_file(file)
         except DatasetError as err:
             problems.append(str(err))
             continue
@@ -37,7 +42,7 @@ def validate(path: str | Path) -> list[str]:
             try:
                 meta = FileMeta.from_attrs(handle.attrs, str(file))
             except H5_ERRORS as err:
-                problems.append(f"{file}: root attributes are unreadable ({_first_line(err)})")
+                problems.append(f"{file}: root attributes are unreadable ({first_line(err)})")
                 continue
             except DatasetError as err:
                 problems.append(str(err))
@@ -48,13 +53,13 @@ def validate(path: str | Path) -> list[str]:
             try:
                 names = sorted(handle["data"])
             except H5_ERRORS as err:
-                problems.append(f"{file}: group 'data' is unreadable ({_first_line(err)})")
+                problems.append(f"{file}: group 'data' is unreadable ({first_line(err)})")
                 continue
             for name in names:
                 try:
                     problem = _episode_problem(handle[f"data/{name}"], meta)
                 except H5_ERRORS as err:
-                    problem = f"unreadable ({_first_line(err)})"
+                    problem = f"unreadable ({first_line(err)})"
                 if problem:
                     problems.append(f"{file}: episode {name}: {problem}")
     return problems
@@ -69,20 +74,14 @@ def _episode_problem(group: Any, meta: FileMeta) -> str | None:
         return "key actions: episode has no steps (expected at least 1 action)"
     if "num_steps" in group.attrs and int(group.attrs["num_steps"]) != T:
         return f"attribute num_steps: expected {T} (the actions length), got {group.attrs['num_steps']}"
-    size = meta.image_size
-    expected = {
-        "actions": (np.float32, (T, meta.action_dim)),
-        "obs/state": (np.float32, (T + 1, meta.state_dim)),
-        "obs/pixels": (np.uint8, (T + 1, size, size, 3)),
-    }
-    for key, (dtype, shape) in expected.items():
+    for key, (dtype, shape) in expected_arrays(meta, T).items():
         dataset = group[key]
-        problem = _shape_problem(dataset.dtype, dataset.shape, dtype, shape)
+        problem = shape_problem(dataset.dtype, dataset.shape, dtype, shape)
         if problem is None:  # read everything: a damaged compressed chunk only shows when decoded
             try:
-                problem = _array_problem(dataset[()], dtype, shape)
+                problem = array_problem(dataset[()], dtype, shape)
             except H5_ERRORS as err:
-                problem = f"unreadable data ({_first_line(err)})"
+                problem = f"unreadable data ({first_line(err)})"
         if problem:
             return f"key {key}: {problem}"
     return None
@@ -90,8 +89,6 @@ def _episode_problem(group: Any, meta: FileMeta) -> str | None:
 
 def info(path: str | Path) -> dict[str, Any]:
     """A summary for `wm data info`: counts, tasks, ranges, sizes."""
-    from data.episodes import EpisodeReader
-
     reader = EpisodeReader(path)
     if len(reader) == 0:
         raise DatasetError(f"{path}: dataset has no episodes")
@@ -123,10 +120,6 @@ def info(path: str | Path) -> dict[str, Any]:
 
 def contact_sheet(path: str | Path, out_png: str | Path, n_episodes: int = 8, n_frames: int = 8) -> Path:
     """A PNG grid: one row per episode (evenly spread), columns evenly spaced in time."""
-    import imageio.v3 as iio
-
-    from data.episodes import EpisodeReader
-
     reader = EpisodeReader(path)
     rows = []
     for index in np.linspace(0, len(reader) - 1, min(n_episodes, len(reader))).round().astype(int):

@@ -3,7 +3,7 @@
 Episode `i` always uses env `envs[i % len(envs)]` and a seed derived from `(seed, i)` alone, so the
 data are identical whatever the number of workers and however often a run was killed and resumed.
 Workers (spawned processes, one torch/BLAS thread each) run whole episodes and send them back; the
-parent writes each one durably as it arrives (see data/episodes.py for the crash-safety story).
+parent writes each one durably as it arrives (crash safety: data/shards.py).
 """
 
 from __future__ import annotations
@@ -16,8 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from data.episodes import DatasetError, Episode, EpisodeWriter, FileMeta
+from data.episodes import Episode, EpisodeWriter, FileMeta
+from data.errors import DatasetError
+from envs.policies import make_policy
+from envs.registration import ENV_IDS, NAMESPACE, check_protocol, import_user_module, make_env
 
 
 @dataclass(frozen=True)
@@ -50,8 +55,6 @@ def episode_seed(base_seed: int, index: int) -> int:
 
 def env_kwargs_for(env_id: str, image_size: int, split: str, distractors: int) -> dict[str, Any]:
     """Our arm tasks take split/distractors; our adapters take image_size; user envs take nothing."""
-    from envs.registration import ENV_IDS, NAMESPACE
-
     if env_id in ENV_IDS.values():
         return {"image_size": image_size, "split": split, "distractors": distractors}
     if env_id.startswith(f"{NAMESPACE}/"):
@@ -64,19 +67,11 @@ _ENV_CACHE: dict[tuple[str, str], Any] = {}  # (env id, its kwargs): another siz
 
 def _worker_init() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    try:
-        import torch
-
-        torch.set_num_threads(1)
-    except ImportError:
-        pass
+    torch.set_num_threads(1)
 
 
 def run_episode(job: CollectJob) -> tuple[int, Episode]:
     """Run one whole episode (in a worker). Envs are cached per process and reused."""
-    from envs.policies import make_policy
-    from envs.registration import import_user_module, make_env
-
     if job.user_module:
         import_user_module(job.user_module)
     key = (job.env_id, repr(sorted(job.env_kwargs.items())))
@@ -112,8 +107,6 @@ def describe_envs(
     env_ids: list[str], kwargs: list[dict[str, Any]], user_module: str, image_size: int
 ) -> FileMeta:
     """Root metadata from the envs' own spaces; all envs in one file must agree on dimensions."""
-    from envs.registration import check_protocol, import_user_module, make_env
-
     if user_module:
         import_user_module(user_module)
     metas = []
@@ -195,8 +188,6 @@ def collect(
 def _run_jobs(
     jobs: list[CollectJob], writer: EpisodeWriter, workers: int, show: bool, already: int, total: int
 ) -> int:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
     frames = 0
     started = time.perf_counter()
     columns = [

@@ -1,25 +1,15 @@
-"""The HDF5 episode store (DESIGN.md §5): crash-safe writer, lazy reader, validation.
+"""The HDF5 episode store: its layout and rules, a crash-safe writer and a lazy reader.
 
-Layout of one file:
     /  attrs: format="jepa-wm.episodes", version=1, env_id, control_hz, action_dim, state_dim,
               action_space (json: low/high/names), camera, image_size, created_by
     /data/ep_000000/   attrs: num_steps=T, seed, policy, env_id, split, success (optional)
-        obs/pixels uint8 [T+1,H,W,3]  one frame per chunk, lzf-compressed
-        obs/state  float32 [T+1,S]
-        actions    float32 [T,A]
-
-Crash safety. HDF5 is not crash-consistent: a process killed with a file open for writing can
-leave its metadata half-flushed. So the writer never appends to an open file. Each finished
-episode goes into its own shard file under `<out>.parts/`, written to a temp name, fsynced and
-renamed into place (atomic). `finalize()` merges the shards into `<out>` through a temp file and
-a rename, then deletes the shards. A kill at any moment therefore leaves only whole shards and/or
-a whole `<out>`; `resume` counts both and writes only the missing episode indices. A dataset
-path may be a single `.h5` file or a directory of `.h5` files (shards or several task files).
+        obs/pixels uint8 [T+1,H,W,3] (one lzf chunk per frame), obs/state float32 [T+1,S],
+        actions float32 [T,A]
+A dataset path is one `.h5` file, its `.parts/` shards (data/shards.py), or a directory of files.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 from collections.abc import Iterator
@@ -30,17 +20,13 @@ from typing import Any
 import h5py
 import numpy as np
 
-from data.shards import EPISODE_PREFIX, ShardFolder, episode_name
+from data.errors import H5_ERRORS, DatasetError, first_line
+from data.shards import DatasetLock as DatasetLock  # re-exported: worldmodel.training.runs uses it
+from data.shards import ShardFolder, ShardWriter, episode_index, episode_name
 
 FORMAT = "jepa-wm.episodes"
 VERSION = 1
-# What h5py raises on damaged files, besides our own checks.
-H5_ERRORS = (OSError, RuntimeError, KeyError, ValueError, TypeError)
 ROOT_ATTRS = ("format", "version", "env_id", "control_hz", "action_dim", "state_dim", "action_space")
-
-
-class DatasetError(ValueError):
-    """A dataset problem, as one line naming the file, the episode and the key."""
 
 
 @dataclass
@@ -137,63 +123,31 @@ def _write_episode(group: h5py.Group, episode: Episode, compression: str) -> Non
         group.attrs["success"] = bool(episode.success)
 
 
-class DatasetLock:
-    """An exclusive `flock` on `<path>.lock`: a second writer is refused, a killed one frees it."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = Path(f"{path}.lock")
-        self._handle: Any = None
-
-    def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._handle = open(self.path, "a")  # noqa: SIM115 - held for the writer's lifetime
-        try:
-            fcntl.flock(self._handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self._handle.close()
-            self._handle = None
-            raise DatasetError(
-                f"{self.path.with_suffix('')}: another process is writing this dataset (lock {self.path} is held)"
-            ) from None
-
-    def release(self) -> None:
-        if self._handle is not None:
-            fcntl.flock(self._handle, fcntl.LOCK_UN)
-            self._handle.close()
-            self._handle = None
-
-
-class EpisodeWriter:
+class EpisodeWriter(ShardWriter):
     """Append whole episodes durably; merge them into one file at the end. Use as a context manager."""
 
+    group = "data"
+
     def __init__(self, path: str | Path, meta: FileMeta, resume: bool = False, compression: str = "lzf"):
-        self.path = Path(path)
         self.meta = meta
         self.compression = compression
-        self.shards = ShardFolder(self.path)
-        self.parts = self.shards.path
-        self.lock = DatasetLock(self.path)
-        self.lock.acquire()
-        try:
-            self._prepare(resume)
-        except BaseException:
-            self.close()
-            raise
+        super().__init__(path, resume)
 
     def _prepare(self, resume: bool) -> None:
+        """Refuse an existing output without `resume`, and one whose dimensions differ from `meta`."""
         has_output = self.path.exists() or self.parts.exists()
         if has_output and not resume:
             raise DatasetError(
                 f"{self.path}: already exists; pass resume=true to continue it or choose another out="
             )
         self.shards.prepare()
-        self._merged: set[int] = set()
+        self._keep_final = self.path.exists()
         has_episodes = self.path.exists() or bool(self.shards.files())
         for file in dataset_files(self.path) if has_episodes else []:
-            with _open(file) as handle:
+            with open_episode_file(file) as handle:
                 existing = FileMeta.from_attrs(handle.attrs, str(file))
                 if file == self.path:
-                    self._merged = {int(n[len(EPISODE_PREFIX) :]) for n in handle.get("data", {})}
+                    self._merged = {episode_index(name) for name in handle.get(self.group, {})}
             mine = (self.meta.action_dim, self.meta.state_dim, self.meta.image_size, self.meta.env_id)
             theirs = (existing.action_dim, existing.state_dim, existing.image_size, existing.env_id)
             if mine != theirs:
@@ -202,74 +156,54 @@ class EpisodeWriter:
                     f"differ from this run's {mine}"
                 )
 
-    def existing_indices(self) -> set[int]:
-        """Episode indices already durable, in the merged file or in shards."""
-        found = self.shards.indices()
-        if self.path.exists():
-            with _open(self.path) as handle:
-                found |= {int(name[len(EPISODE_PREFIX) :]) for name in handle.get("data", {})}
-        return found
+    def root_attrs(self) -> dict[str, Any]:
+        return self.meta.to_attrs()
+
+    def open_file(self, path: Path) -> h5py.File:
+        return open_episode_file(path)
 
     def write(self, index: int, episode: Episode) -> None:
         """Write episode `index` to its own shard; durable when this returns."""
         if index in self._merged:
             raise DatasetError(f"{self.path}: episode {episode_name(index)} already exists")
         check_episode(episode, self.meta, f"{self.path}: episode {episode_name(index)}")
+        self._write_shard(index, lambda group: _write_episode(group, episode, self.compression))
 
-        def fill(handle: h5py.File) -> None:
-            handle.attrs.update(self.meta.to_attrs())
-            _write_episode(handle.create_group(f"data/{episode_name(index)}"), episode, self.compression)
 
-        self.shards.write(index, fill)
-
-    def finalize(self) -> Path:
-        """Merge the merged file (if any) and all shards into `path`, atomically; drop the shards."""
-        if not self.shards.files() and self.path.exists():  # nothing new: leave the merged file untouched
-            self.shards.remove()
-            return self.path
-        tmp = self.path.with_name(f".{self.path.name}.merge.tmp")
-        self.shards.merge_into(self.path, tmp, self.meta.to_attrs(), "data", _open, self.path.exists())
-        return self.path
-
-    def close(self) -> None:
-        """Release the lock; a shard folder with no finished episode in it is not left behind."""
-        self.shards.remove_if_empty()
-        self.lock.release()
-
-    def __enter__(self) -> EpisodeWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+def expected_arrays(meta: FileMeta, num_steps: int) -> dict[str, tuple[type, tuple[int, ...]]]:
+    """Dtype and shape of each array of an episode of `num_steps` actions."""
+    T, size = num_steps, meta.image_size
+    return {
+        "actions": (np.float32, (T, meta.action_dim)),
+        "obs/state": (np.float32, (T + 1, meta.state_dim)),
+        "obs/pixels": (np.uint8, (T + 1, size, size, 3)),
+    }
 
 
 def check_episode(episode: Episode, meta: FileMeta, where: str) -> None:
     """Raise DatasetError on the first inconsistency of an in-memory episode."""
-    T = episode.num_steps
-    if T == 0:
+    if episode.num_steps == 0:
         raise DatasetError(f"{where}: key actions: episode has no steps (expected at least 1 action)")
-    expected = {
-        "obs/pixels": (np.uint8, (T + 1, meta.image_size, meta.image_size, 3)),
-        "obs/state": (np.float32, (T + 1, meta.state_dim)),
-        "actions": (np.float32, (T, meta.action_dim)),
-    }
+    expected = expected_arrays(meta, episode.num_steps)
     arrays = {"obs/pixels": episode.pixels, "obs/state": episode.states, "actions": episode.actions}
-    for key, (dtype, shape) in expected.items():
-        problem = _array_problem(arrays[key], dtype, shape)
+    for key, array in arrays.items():  # pixels first: a short `actions` shows as too many frames
+        problem = array_problem(array, *expected[key])
         if problem:
             raise DatasetError(f"{where}: key {key}: {problem}")
 
 
-def _shape_problem(
+def shape_problem(
     got_dtype: Any, got_shape: tuple[int, ...], dtype: type, shape: tuple[int, ...]
 ) -> str | None:
+    """What is wrong with an array's dtype and shape, or None."""
     if got_dtype != dtype or tuple(got_shape) != shape:
         return f"expected {np.dtype(dtype).name} {list(shape)}, got {got_dtype} {list(got_shape)}"
     return None
 
 
-def _array_problem(array: Any, dtype: type, shape: tuple[int, ...]) -> str | None:
-    problem = _shape_problem(array.dtype, array.shape, dtype, shape)
+def array_problem(array: Any, dtype: type, shape: tuple[int, ...]) -> str | None:
+    """What is wrong with an array (dtype, shape, non-finite floats), or None."""
+    problem = shape_problem(array.dtype, array.shape, dtype, shape)
     if problem:
         return problem
     if dtype == np.float32 and not np.all(np.isfinite(np.asarray(array))):
@@ -277,12 +211,7 @@ def _array_problem(array: Any, dtype: type, shape: tuple[int, ...]) -> str | Non
     return None
 
 
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
-
-
-def _open(path: Path) -> h5py.File:
+def open_episode_file(path: Path) -> h5py.File:
     """Open read-only, turning h5py's traceback into one line."""
     if not path.exists():
         raise DatasetError(f"{path}: file does not exist")
@@ -311,8 +240,7 @@ def dataset_files(path: str | Path) -> list[Path]:
         if not files:
             raise DatasetError(f"{path}: directory holds no .h5 episode files")
         return files
-    parts = Path(f"{path}.parts")
-    shards = sorted(parts.glob(f"{EPISODE_PREFIX}*.h5")) if parts.is_dir() else []
+    shards = ShardFolder(path).files()
     if not path.exists() and not shards:
         raise DatasetError(f"{path}: dataset does not exist")
     return ([path] if path.exists() else []) + shards
@@ -342,13 +270,13 @@ class EpisodeReader:
             except DatasetError:
                 raise
             except H5_ERRORS as err:
-                raise DatasetError(f"{file}: damaged HDF5 file ({_first_line(err)})") from None
+                raise DatasetError(f"{file}: damaged HDF5 file ({first_line(err)})") from None
         self._handles: dict[Path, h5py.File] = {}
         self._pid = os.getpid()
 
     def _scan(self, file: Path, seen: set[tuple[Path, str]]) -> None:
         """Index one file's episodes, skipping those already read from the merged file."""
-        with _open(file) as handle:
+        with open_episode_file(file) as handle:
             meta = FileMeta.from_attrs(handle.attrs, str(file))
             self._check_compatible(meta, file)
             for name in sorted(handle.get("data", {})):
@@ -383,7 +311,7 @@ class EpisodeReader:
             self._handles, self._pid = {}, os.getpid()
         file, name = self.entries[index]
         if file not in self._handles:
-            self._handles[file] = _open(file)
+            self._handles[file] = open_episode_file(file)
         return self._handles[file][f"data/{name}"]
 
     def _read(self, index: int, key: str, selection: Any = ()) -> np.ndarray:
@@ -393,9 +321,7 @@ class EpisodeReader:
             raise
         except H5_ERRORS as err:
             file, name = self.entries[index]
-            raise DatasetError(
-                f"{file}: episode {name}: key {key}: unreadable ({_first_line(err)})"
-            ) from None
+            raise DatasetError(f"{file}: episode {name}: key {key}: unreadable ({first_line(err)})") from None
 
     def read_frames(self, index: int, frames: slice | np.ndarray | list[int] = slice(None)) -> np.ndarray:
         return self._read(index, "obs/pixels", frames)
@@ -432,13 +358,6 @@ class EpisodeReader:
         state = dict(self.__dict__)
         state["_handles"] = {}
         return state
-
-
-def validate(path: str | Path) -> list[str]:
-    """Every problem in a dataset, one line each (see data/checks.py)."""
-    from data.checks import validate as validate_dataset
-
-    return validate_dataset(path)
 
 
 def _plain(value: Any) -> Any:

@@ -86,7 +86,7 @@ def choose_backend(
 
 def make_renderer(model: Any, size: int) -> Any:
     """`mujoco.Renderer(model, size, size)`, or one clear error naming the backend and the fix."""
-    import mujoco
+    import mujoco  # deferred: mujoco reads MUJOCO_GL at import, which choose_backend() sets first
 
     try:
         return mujoco.Renderer(model, size, size)

@@ -32,7 +32,7 @@ def _one_torch_thread() -> None:
 
 
 def run_wm(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    """Run the real `wm` entry point (`worldmodel.cli.main`, what the console script calls) in this
+    """Run the real `wm` entry point (`worldmodel.cli.main.main`, what the console script calls) in this
     process and capture its output and exit code.
 
     In-process because a fresh interpreter pays ~8 s to import torch + Lightning on these machines,
@@ -41,7 +41,7 @@ def run_wm(*args: str, cwd: Path | None = None, timeout: float = 300) -> subproc
     import contextlib
     import io
 
-    from worldmodel.cli import main
+    from worldmodel.cli.main import main
 
     out, err = io.StringIO(), io.StringIO()
     here = os.getcwd()
@@ -74,7 +74,7 @@ def run_wm_subprocess(
 ) -> subprocess.CompletedProcess:
     """Run the real `wm` console entry point in a fresh interpreter and capture its output."""
     return subprocess.run(
-        [sys.executable, "-m", "worldmodel.cli", *args],
+        [sys.executable, "-m", "worldmodel.cli.main", *args],
         cwd=cwd or REPO_ROOT,
         capture_output=True,
         text=True,

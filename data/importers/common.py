@@ -40,7 +40,7 @@ def write_episodes(out: str | Path, meta: FileMeta, episodes: Iterable[Episode])
                 writer.write(index, episode)
                 count += 1
         except BaseException:
-            writer.shards.remove()  # an import is not resumable: no half output
+            writer.discard()  # an import is not resumable: no half output
             raise
         writer.finalize()
     return count

@@ -19,9 +19,10 @@ from data.importers.common import resize_square, write_episodes
 
 
 def _optional_imports():
+    """The `lerobot` extra's modules, or one line saying how to install them."""
     try:
-        import av
-        import pyarrow.parquet as pq
+        import av  # deferred: optional extra
+        import pyarrow.parquet as pq  # deferred: optional extra
     except ImportError:
         raise DatasetError("LeRobot import needs pyarrow and av: pip install 'jepa-wm[lerobot]'") from None
     return av, pq

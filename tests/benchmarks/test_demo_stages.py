@@ -8,7 +8,7 @@ import pytest
 
 from benchmarks.demo_stages import main
 from tests.conftest import TINY_PIPELINE
-from worldmodel.errors import UserError
+from worldmodel.common.errors import UserError
 
 
 def test_demo_stages_times_a_fresh_demo_and_its_reuse(tmp_path) -> None:

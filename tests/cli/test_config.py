@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from worldmodel.config import available_presets, load_config
-from worldmodel.errors import ConfigError
+from tests.conftest import run_wm_subprocess
+from worldmodel.common.errors import ConfigError
+from worldmodel.config.schema import available_presets, load_config
 
 
 def test_presets_exist_and_validate() -> None:
@@ -85,8 +86,7 @@ def test_config_show_cli_bad_key_exits_2_without_traceback(wm) -> None:
 
 
 def test_debug_flag_shows_traceback() -> None:
-    from tests.conftest import run_wm_subprocess  # a real interpreter prints the real traceback
-
+    # A real interpreter, so the real traceback is printed.
     result = run_wm_subprocess("config", "show", "tiny", "collect.nope=1", "--debug")
     assert result.returncode != 0
     assert "Traceback" in result.stderr

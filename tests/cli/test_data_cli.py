@@ -7,6 +7,7 @@ import numpy as np
 
 from data.episodes import EpisodeWriter
 from tests.data.helpers import make_episode, make_meta
+from tests.data.test_importers import write_robomimic
 
 
 def _dataset(path):
@@ -47,8 +48,6 @@ def test_info_on_random_file_is_one_line(wm, tmp_path) -> None:
 
 
 def test_import_robomimic_cli_and_unknown_kind(wm, tmp_path) -> None:
-    from tests.data.test_importers import write_robomimic
-
     source = write_robomimic(tmp_path / "lift.hdf5")
     out = tmp_path / "lift.h5"
     result = wm("data", "import", "--format", "robomimic", str(source), str(out), "--image-size", "32")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from tests.conftest import TINY_PIPELINE
+from worldmodel.evaluation.demo import StageResult, write_stage_times
 
 
 def test_demo_runs_then_reuses(wm, tmp_path) -> None:
@@ -42,8 +43,6 @@ def test_demo_runs_then_reuses(wm, tmp_path) -> None:
 
 
 def test_stage_times_survive_a_damaged_record(tmp_path) -> None:
-    from worldmodel.demo import StageResult, write_stage_times
-
     path = tmp_path / "stages.json"
     path.write_text("{not json")
     write_stage_times(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from worldmodel.evaluate import wilson_interval
+from worldmodel.evaluation.evaluate import wilson_interval
 
 
 def test_eval_writes_table_results_and_plots(wm, tmp_path) -> None:

@@ -79,7 +79,7 @@ def test_plan_unknown_row_is_one_line(wm, tmp_path) -> None:
 
 @pytest.mark.parametrize("shape", [(120, 300), (300, 120), (10, 10), (64, 64)])
 def test_goal_image_is_centre_cropped_rgb_of_the_env_size(tmp_path, shape) -> None:
-    from worldmodel.plan_run import load_goal_image
+    from worldmodel.evaluation.plan_run import load_goal_image
 
     h, w = shape
     image = np.zeros((h, w), dtype=np.uint8)  # greyscale: must come back as RGB

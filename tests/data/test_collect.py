@@ -53,7 +53,7 @@ def test_sigkilled_collection_resumes_without_gaps_or_duplicates(tmp_path) -> No
     args = [
         sys.executable,
         "-m",
-        "worldmodel.cli",
+        "worldmodel.cli.main",
         "collect",
         "env=jepa_wm/Reach-v0",
         "episodes=12",

@@ -7,30 +7,31 @@ import torch
 from planner_toys import StatefulToyWorldModel, ToyWorldModel
 
 from planners import (
+    AllStepsL1,
+    Energy,
     WorldModel,
-    all_steps_l1,
     evaluate_energies,
     last_frame_l1,
     make_energy,
     rollout_in_chunks,
-    with_proprio,
 )
 
 # B=1, H=2, N=1, D=2: step 0 is off by (1, 3), step 1 by (0.5, -0.5) from the goal (0, 0).
 PRED = torch.tensor([[[[1.0, 3.0]], [[0.5, -0.5]]]])
 GOAL = torch.zeros(1, 1, 2)
+ACTIONS = torch.zeros(1, 2, 1)  # [B,H,A]: no action cost
 
 
 def test_last_frame_l1_is_mean_abs_of_the_last_step() -> None:
     assert last_frame_l1(PRED, GOAL).tolist() == [0.5]
-    assert make_energy("last_frame_l1")(PRED, GOAL).tolist() == [0.5]
+    assert make_energy("last_frame_l1")(PRED, GOAL, ACTIONS).tolist() == [0.5]
 
 
 def test_all_steps_l1_discounted_mean() -> None:
     # per-step L1 = [2.0, 0.5]; weights [1, 0.5] -> (2 + 0.25) / 1.5 = 1.5
-    assert all_steps_l1(0.5)(PRED, GOAL).item() == pytest.approx(1.5)
-    assert all_steps_l1(1.0)(PRED, GOAL).item() == pytest.approx(1.25)
-    assert make_energy("all_steps_l1", discount=0.5)(PRED, GOAL).item() == pytest.approx(1.5)
+    assert AllStepsL1(0.5)(PRED, GOAL).item() == pytest.approx(1.5)
+    assert AllStepsL1(1.0)(PRED, GOAL).item() == pytest.approx(1.25)
+    assert make_energy("all_steps_l1", discount=0.5)(PRED, GOAL, ACTIONS).item() == pytest.approx(1.5)
 
 
 def test_energy_is_per_row() -> None:
@@ -39,12 +40,13 @@ def test_energy_is_per_row() -> None:
 
 
 def test_proprio_term_added_only_when_states_and_goal_state_exist() -> None:
-    energy = with_proprio(last_frame_l1, weight=2.0)
+    energy = Energy(last_frame_l1, proprio_weight=2.0)
     states = torch.tensor([[[0.0, 0.0], [1.0, -3.0]]])  # last predicted state (1, -3)
     goal_state = torch.tensor([[0.0, 1.0]])  # L1 = (1 + 4) / 2 = 2.5
-    assert energy(PRED, GOAL, states, goal_state).item() == pytest.approx(0.5 + 2.0 * 2.5)
-    assert energy(PRED, GOAL).item() == pytest.approx(0.5)
-    assert energy(PRED, GOAL, states, None).item() == pytest.approx(0.5)
+    assert energy.needs_states and not Energy(last_frame_l1).needs_states
+    assert energy(PRED, GOAL, ACTIONS, states, goal_state).item() == pytest.approx(0.5 + 2.0 * 2.5)
+    assert energy(PRED, GOAL, ACTIONS).item() == pytest.approx(0.5)
+    assert energy(PRED, GOAL, ACTIONS, states, None).item() == pytest.approx(0.5)
 
 
 def test_proprio_energy_uses_predicted_states_of_a_stateful_wm() -> None:
@@ -56,7 +58,7 @@ def test_proprio_energy_uses_predicted_states_of_a_stateful_wm() -> None:
     energy = make_energy(proprio_weight=10.0)
     for wm, expect_states in ((StatefulToyWorldModel(), True), (ToyWorldModel(), False)):
         e, calls = evaluate_energies(wm, energy, z, state, z, actions, goal_state=goal_state)
-        base, _ = evaluate_energies(wm, last_frame_l1, z, state, z, actions)
+        base, _ = evaluate_energies(wm, Energy(last_frame_l1), z, state, z, actions)
         assert calls == 1
         if expect_states:  # sample 0 stays at 0: 10 * 0.3 / 4 extra; sample 1 ends on goal_state
             assert e[0, 0].item() == pytest.approx(base[0, 0].item() + 10 * 0.3 / 4, rel=1e-5)
@@ -102,5 +104,5 @@ def test_action_cost_adds_the_mean_absolute_action_of_each_candidate() -> None:
     )
     torch.testing.assert_close(costly - plain, 0.5 * candidates.abs().flatten(2).mean(2))
     assert costly[0, 0] == plain[0, 0] == 0.0  # holding still costs nothing
-    with_states = make_energy("last_frame_l1", proprio_weight=1.0, action_cost=0.5)
-    assert with_states.needs_states and with_states.action_cost == 0.5  # wrapped terms survive
+    both = make_energy("last_frame_l1", proprio_weight=1.0, action_cost=0.5)
+    assert both.needs_states and both.action_cost == 0.5  # the energy declares both terms

@@ -6,7 +6,12 @@ import pytest
 import torch
 from planner_toys import ToyWorldModel, problem
 
-from planners import make_planner, shift_plan
+from planners import make_planner as make_configured_planner
+from planners import shift_plan
+
+
+def make_planner(name: str, **settings):
+    return make_configured_planner(name, horizon=5, **settings)
 
 
 def test_shift_plan_drops_executed_steps_and_pads_with_zeros() -> None:
@@ -62,7 +67,7 @@ def test_warm_start_off_always_starts_from_zero() -> None:
 def test_gradient_planner_restart_zero_is_the_warm_start() -> None:
     wm = ToyWorldModel()
     start, z0, _, z_goal = problem(wm)
-    planner = make_planner("gradient", restarts=3, iterations=2)
+    planner = make_planner("gradient", samples=3, iterations=2)
     first = planner.plan(wm, z0, start, z_goal).actions
     planner.plan(wm, z0, start, z_goal)
     starts = wm.seen[-3].reshape(1, 3, 5, 7)  # first evaluation of the second plan

@@ -1,4 +1,4 @@
-"""Run `wm` in-process: the real `worldmodel.cli.main` (same error handling as the console script)
+"""Run `wm` in-process: the real `worldmodel.cli.main.main` (same error handling as the console script)
 without paying a torch import per call."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 def run_main(*args: object) -> int:
     """`wm ARGS` in this process; returns the exit code (output goes to the captured streams)."""
-    from worldmodel.cli import main
+    from worldmodel.cli.main import main
 
     try:
         main([str(a) for a in args])

@@ -58,7 +58,12 @@ def test_non_finite_loss_stops_with_one_line_and_keeps_the_last_checkpoint(tiny_
 def test_second_process_in_the_same_run_folder_is_refused(tiny_dataset, tmp_path, capsys) -> None:
     run = tmp_path / "pretrain" / "tiny"
     first = subprocess.Popen(
-        [sys.executable, "-m", "worldmodel.cli", *pretrain_args(tiny_dataset, tmp_path, "max_steps=100000")],
+        [
+            sys.executable,
+            "-m",
+            "worldmodel.cli.main",
+            *pretrain_args(tiny_dataset, tmp_path, "max_steps=100000"),
+        ],
         cwd=REPO_ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

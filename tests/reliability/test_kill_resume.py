@@ -17,7 +17,7 @@ import torch
 
 from tests.conftest import REPO_ROOT, TINY_AC
 from tests.reliability.helpers import run_main
-from tests.worldmodel.test_stage2 import tiny_encoder
+from tests.worldmodel.training.tiny_runs import tiny_encoder
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +38,7 @@ def synthetic(tmp_path_factory) -> tuple[Path, Path]:
 def start_wm(*args: object) -> subprocess.Popen:
     """A real `wm` in its own process group (so a SIGKILL takes any child with it)."""
     return subprocess.Popen(
-        [sys.executable, "-m", "worldmodel.cli", *map(str, args)],
+        [sys.executable, "-m", "worldmodel.cli.main", *map(str, args)],
         cwd=REPO_ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -66,9 +66,9 @@ def kill_when(process: subprocess.Popen, ready, what: str, timeout: float = 120)
 
 def test_sigkilled_training_resumes_from_its_last_checkpoint(synthetic, tmp_path, capsys) -> None:
     from data.cache import check_cache
-    from worldmodel.config import load_config
-    from worldmodel.stage2 import build_cache, cache_key
-    from worldmodel.world_model import WorldModel
+    from worldmodel.config.schema import load_config
+    from worldmodel.models.world_model import WorldModel
+    from worldmodel.training.embedding_cache import build_cache, cache_key
 
     data, encoder = synthetic
     base = [f"data={data}", f"encoder={encoder}", f"cache={tmp_path / 'emb.h5'}", f"run.root={tmp_path}"]
@@ -110,9 +110,9 @@ def test_sigkilled_cache_resumes_without_reencoding_and_matches_an_uninterrupted
 ) -> None:
     import numpy as np
 
-    import worldmodel.stage2 as stage2
+    import worldmodel.training.embedding_cache as embedding_cache
     from data.cache import check_cache, read_cache
-    from worldmodel.config import load_config
+    from worldmodel.config.schema import load_config
 
     data, encoder = synthetic
     base = [f"data={data}", f"encoder={encoder}", *TINY_AC]
@@ -149,8 +149,10 @@ def test_sigkilled_cache_resumes_without_reencoding_and_matches_an_uninterrupted
     assert stamps() == shards  # the refused runs left every finished shard as it was
 
     encoded = []
-    real_encode = stage2.encode_latents
-    monkeypatch.setattr(stage2, "encode_latents", lambda *a, **k: encoded.append(1) or real_encode(*a, **k))
+    real_encode = embedding_cache.encode_frames
+    monkeypatch.setattr(
+        embedding_cache, "encode_frames", lambda *a, **k: encoded.append(1) or real_encode(*a, **k)
+    )
     capsys.readouterr()
     assert run_main("cache", *base, f"cache={cache}", "resume=true") == 0, capsys.readouterr()
     assert len(encoded) == 16 - len(shards)  # the finished episodes were not encoded again
@@ -164,7 +166,7 @@ def test_sigkilled_cache_resumes_without_reencoding_and_matches_an_uninterrupted
         for key in ("latents", "states", "actions"):
             assert got[name][key].dtype == want[name][key].dtype
             np.testing.assert_array_equal(got[name][key], want[name][key], err_msg=f"{name}/{key}")
-    check_cache(cache, stage2.cache_key(load_config([*base, f"cache={cache}"], section="train")))
+    check_cache(cache, embedding_cache.cache_key(load_config([*base, f"cache={cache}"], section="train")))
     assert len(read_cache(cache)) == 16
     assert run_main("cache", *base, f"cache={cache}", "resume=true") == 0  # finished: nothing to do
     assert len(encoded) == 16 - len(shards)

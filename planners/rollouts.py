@@ -1,0 +1,80 @@
+"""Rolling batches of candidate action sequences through a world model and scoring them.
+
+All E x samples candidates of an iteration go through `wm.rollout` in one call, or in calls of at
+most `max_batch` rows; each chunk is reduced to energies before the next, so memory holds one
+chunk of predictions at a time. Predicted states are asked for only when the energy needs them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+from torch import Tensor
+
+from planners.energies import Energy
+from planners.interface import StatePredictingWorldModel, WorldModel
+
+
+def rollout_in_chunks(
+    wm: WorldModel, z0: Tensor, state0: Tensor, actions: Tensor, max_batch: int = 0, with_states: bool = False
+) -> Tensor | tuple[Tensor, Tensor]:
+    """`wm.rollout` over a batch of B rows in ceil(B / max_batch) calls (max_batch <= 0: one call)."""
+    rollout = wm.rollout_with_states if with_states else wm.rollout
+    b = actions.shape[0]
+    step = b if max_batch <= 0 else max_batch
+    outs = [rollout(z0[i : i + step], state0[i : i + step], actions[i : i + step]) for i in range(0, b, step)]
+    if with_states:
+        return torch.cat([o[0] for o in outs]), torch.cat([o[1] for o in outs])
+    return outs[0] if len(outs) == 1 else torch.cat(outs)
+
+
+def chunk_rows(
+    total: int, per_episode: int, max_batch: int, device: torch.device | str = "cpu"
+) -> Iterator[tuple[slice, Tensor]]:
+    """Yield (row slice, episode index per row) over `total` episode-major rows, max_batch at a time."""
+    step = total if max_batch <= 0 else max_batch
+    for start in range(0, total, step):
+        stop = min(start + step, total)
+        yield slice(start, stop), torch.arange(start, stop, device=device) // per_episode
+
+
+def chunk_energy(
+    wm: WorldModel,
+    energy: Energy,
+    z0: Tensor,
+    state0: Tensor,
+    z_goal: Tensor,
+    actions: Tensor,
+    goal_state: Tensor | None = None,
+) -> Tensor:
+    """Energies [B] of one batch of sequences [B,H,A]; predicted states only if the energy needs them
+    (and the world model predicts them and a goal state is given)."""
+    if goal_state is not None and energy.needs_states and isinstance(wm, StatePredictingWorldModel):
+        pred, pred_states = wm.rollout_with_states(z0, state0, actions)
+        return energy(pred, z_goal, actions, pred_states, goal_state)
+    return energy(wm.rollout(z0, state0, actions), z_goal, actions)
+
+
+def evaluate_energies(
+    wm: WorldModel,
+    energy: Energy,
+    z_obs: Tensor,
+    state: Tensor,
+    z_goal: Tensor,
+    actions: Tensor,
+    max_batch: int = 0,
+    goal_state: Tensor | None = None,
+) -> tuple[Tensor, int]:
+    """Energies [E,S] of candidate sequences actions [E,S,H,A]; returns (energies, rollout calls).
+
+    Rows are flattened episode-major to E*S; each chunk gathers only its own rows of
+    z_obs/state/z_goal.
+    """
+    e, s = actions.shape[:2]
+    flat = actions.reshape(e * s, *actions.shape[2:])
+    out = []
+    for part, rows in chunk_rows(e * s, s, max_batch, actions.device):
+        goal_rows = None if goal_state is None else goal_state[rows]
+        out.append(chunk_energy(wm, energy, z_obs[rows], state[rows], z_goal[rows], flat[part], goal_rows))
+    return torch.cat(out).reshape(e, s), len(out)

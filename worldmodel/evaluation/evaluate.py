@@ -1,0 +1,195 @@
+"""`wm eval`: zero-shot goal-image success per task, with rows that isolate each part of the system.
+
+Rows (DESIGN/issue 10): `oracle` = true task distance with simulator dynamics (the planner's
+ceiling); `simulator` = the encoder's latent energy with simulator dynamics (the encoder alone);
+`learned` = the latent energy with the learned predictor (the whole world model). Reading the
+rows side by side tells which part limits success.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from envs.registration import make_env
+from planners import PlannerBase
+from worldmodel.common.atomic import write_json_atomic
+from worldmodel.common.peak_memory import PeakMemory
+from worldmodel.common.plots import plot_energy_curves, plot_success
+from worldmodel.config.schema import Config, to_yaml
+from worldmodel.evaluation.mpc import EpisodeOutcome, MPCResult, run_mpc
+from worldmodel.evaluation.plan_run import write_video
+from worldmodel.evaluation.report import build_report
+from worldmodel.evaluation.rows import build_planner, build_world_model, env_kwargs_for, planner_label
+from worldmodel.training.runs import git_commit
+
+MAX_CLIP_FRAMES = 40  # the report's episode video: at most this many frames, evenly spaced
+
+
+@dataclass
+class EpisodeClip:
+    """The first episode of a (task, row), kept for the HTML report's video (never written to JSON)."""
+
+    seed: int
+    success: bool
+    final_distance_cm: float
+    steps: list[int]  # the MPC step of each kept frame (0 = before the first action)
+    frames: list[np.ndarray]  # uint8 [H,W,3] camera frames, at most MAX_CLIP_FRAMES
+    goal: np.ndarray  # the env's goal image
+
+
+@dataclass
+class RowResult:
+    task: str
+    row: str
+    encoder: str
+    episodes: int
+    success_rate: float
+    ci_low: float
+    ci_high: float
+    mean_final_distance_cm: float
+    median_steps_to_success: float | None
+    ms_per_action: float
+    peak_memory_mb: float  # the row's own peak: process RSS (CPU) or the CUDA allocator's peak
+    planner: str
+    energies: list[list[float]]
+    episode: EpisodeClip | None = None  # first episode's frames, for report.html only
+
+    def to_json(self) -> dict[str, Any]:
+        """Every field but the episode frames."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "episode"}
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95 % Wilson score interval: honest for small n and rates near 0 or 1."""
+    if n == 0:
+        return 0.0, 0.0
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def evaluate(config: Config, progress: bool = True) -> list[RowResult]:
+    """Run every (task, row) pair; episodes of a pair run side by side in one planner batch."""
+    ev = config.eval
+    results = []
+    for env_id in ev.tasks:
+        env_kwargs = env_kwargs_for(env_id, config)
+        probe_env = make_env(env_id, **env_kwargs)
+        for row in ev.rows:
+            planner = build_planner(config, probe_env.action_space, row)
+            wm = build_world_model(row, env_id, env_kwargs, config)
+            seeds = [1_000_000 + config.run.seed * 1000 + i for i in range(ev.episodes)]
+            if progress:
+                print(
+                    f"[eval] {env_id} row={row}: {ev.episodes} episodes x {ev.budget} steps ...", flush=True
+                )
+            with PeakMemory() as peak:  # this row's peak, not the process's running maximum
+                outcome = run_mpc(
+                    env_id, wm, planner, seeds, ev.budget, env_kwargs, execute=config.plan.execute, record=True,
+                    subgoals=env_id in ev.subgoals,
+                )  # fmt: skip
+            clip = first_episode_clip(outcome.outcomes[0], probe_env)
+            for o in outcome.outcomes:  # run_mpc records every episode: keep only the clip's frames
+                o.frames, o.distances, o.goal = [], [], None
+            encoder = {"oracle": "-", "random": "-", "simulator": ev.encoder}.get(row, ev.world_model)
+            name = Path(encoder).name or encoder
+            results.append(summarise(env_id, row, name, outcome, planner, clip, peak.cuda_mb or peak.mb))
+        probe_env.close()
+    return results
+
+
+def first_episode_clip(outcome: EpisodeOutcome, probe_env: Any) -> EpisodeClip:
+    """Frames of one recorded episode, evenly subsampled to at most MAX_CLIP_FRAMES (first and last kept)."""
+    goal = outcome.goal
+    if goal is None:  # the oracle plans on positions: show the env's goal image anyway
+        _, info = probe_env.reset(seed=outcome.seed)
+        goal = info["goal_pixels"]
+    n = len(outcome.frames)
+    keep = np.unique(np.linspace(0, n - 1, min(n, MAX_CLIP_FRAMES)).round().astype(int)) if n else []
+    return EpisodeClip(
+        seed=outcome.seed,
+        success=outcome.success,
+        final_distance_cm=100 * outcome.final_distance,
+        steps=[int(i) for i in keep],
+        frames=[np.asarray(outcome.frames[i], dtype=np.uint8).copy() for i in keep],
+        goal=np.asarray(goal, dtype=np.uint8).copy(),
+    )
+
+
+def summarise(
+    env_id: str,
+    row: str,
+    encoder: str,
+    outcome: MPCResult,
+    planner: PlannerBase,
+    episode: EpisodeClip | None = None,
+    peak_mb: float = 0.0,
+) -> RowResult:
+    successes = sum(o.success for o in outcome.outcomes)
+    n = len(outcome.outcomes)
+    low, high = wilson_interval(successes, n)
+    steps = [o.steps_to_success for o in outcome.outcomes if o.steps_to_success is not None]
+    return RowResult(
+        task=env_id,
+        row=row,
+        encoder=encoder,
+        episodes=n,
+        success_rate=successes / n,
+        ci_low=low,
+        ci_high=high,
+        mean_final_distance_cm=100 * float(np.mean([o.final_distance for o in outcome.outcomes])),
+        median_steps_to_success=float(np.median(steps)) if steps else None,
+        ms_per_action=outcome.ms_per_action / max(n, 1),
+        peak_memory_mb=peak_mb,
+        planner=planner_label(planner),
+        energies=[o.energies for o in outcome.outcomes],
+        episode=episode,
+    )
+
+
+def write_episode_videos(results: list[RowResult], out_dir: Path) -> list[Path]:
+    """One MP4 per (task, row): its first episode, camera beside goal, for people who would rather
+    look than read the table (the same clips play inline in report.html)."""
+    written = []
+    for r in results:
+        if r.episode is None or not r.episode.frames:
+            continue
+        name = f"{r.task.split('/')[-1]}_{r.row}.mp4"
+        written += write_video(
+            r.episode.frames, r.episode.goal, None, out_dir / "videos" / name, steps=r.episode.steps
+        )
+    return written
+
+
+def write_outputs(config: Config, results: list[RowResult], out_dir: Path) -> dict[str, Any]:
+    """results.json (with resolved config and git commit), success and energy plots, report.html,
+    and one episode video per task and row under videos/."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "git_commit": git_commit(),
+        "config": to_yaml(config),
+        "torch_threads": torch.get_num_threads(),
+        "results": [r.to_json() for r in results],
+    }
+    path = write_json_atomic(out_dir / "results.json", payload)
+    success_png = plot_success(results, out_dir / "success.png")
+    energy_png = plot_energy_curves(results, out_dir / "energy.png")
+    report = out_dir / "report.html"
+    tmp = report.with_name(f".{report.name}.tmp")
+    try:
+        html = build_report(results, config, payload, {"success": success_png, "energy": energy_png})
+        tmp.write_text(html, encoding="utf-8")
+        tmp.replace(report)
+    finally:
+        tmp.unlink(missing_ok=True)
+    videos = write_episode_videos(results, out_dir)
+    return {"results": path, "success": success_png, "energy": energy_png, "report": report, "videos": videos}

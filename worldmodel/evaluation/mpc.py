@@ -1,0 +1,126 @@
+"""Receding-horizon control: encode, plan, execute the first action(s), repeat; many episodes at once.
+
+Planning sees latents (`EpisodeLatents`: camera and goal images encoded by the world model, or
+the simulator world models' own) and proprioception only. Success and distances are read from
+the env's `info` after actions run, for the report, never for planning. Episodes run side by side
+so one planner call serves all of them (one batched rollout per CEM iteration).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from envs.registration import make_env
+from planners import Planner, WorldModel
+from worldmodel.evaluation.episode_latents import episode_latents
+
+
+@dataclass
+class EpisodeOutcome:
+    env_id: str
+    seed: int
+    success: bool  # at the end of the step budget, judged by the env
+    final_distance: float
+    steps_to_success: int | None  # first step at which the env reported success
+    energies: list[float] = field(default_factory=list)  # best planned energy at each MPC step
+    frames: list[np.ndarray] = field(default_factory=list)  # only when recording
+    distances: list[float] = field(default_factory=list)  # env distance after each step (recording)
+    goal: np.ndarray | None = None  # the goal image planning used (recording, non-oracle)
+
+
+@dataclass
+class MPCResult:
+    outcomes: list[EpisodeOutcome]
+    ms_per_action: float  # planning wall time per executed action, per episode batch
+    plan_seconds: float
+
+    @property
+    def success_rate(self) -> float:
+        return float(np.mean([o.success for o in self.outcomes]))
+
+
+def run_mpc(
+    env_id: str,
+    wm: WorldModel,
+    planner: Planner,
+    seeds: list[int],
+    budget: int,
+    env_kwargs: dict | None = None,
+    execute: int = 1,
+    record: bool = False,
+    goal_pixels: np.ndarray | None = None,
+    on_step: Callable[[int, int, float, dict], None] | None = None,
+    subgoals: bool = False,
+) -> MPCResult:
+    """Run len(seeds) episodes in parallel for `budget` steps each.
+
+    `goal_pixels` (uint8 [H,W,3], the env's image size) replaces every episode's own goal image
+    for planning; the env still judges success and distance against its own goal. `on_step`
+    is called as `(episode, step, planned_energy, info)` after each executed action.
+    `subgoals=True` plans towards the task's sub-goal images in turn (`subgoal_index`: equal
+    shares of the budget, the goal image last); tasks without sub-goals just use their goal.
+    """
+    latents = episode_latents(wm)
+    if goal_pixels is not None and not latents.plans_on_images:
+        raise ValueError("this world model plans on true positions, not images: it cannot use a goal image")
+    if goal_pixels is not None and subgoals:
+        raise ValueError(
+            "sub-goals come from the env's own scenes: they cannot be combined with a goal image"
+        )
+    envs = [make_env(env_id, **(env_kwargs or {})) for _ in seeds]
+    observations, infos = zip(
+        *(env.reset(seed=seed) for env, seed in zip(envs, seeds, strict=True)), strict=True
+    )
+    observations, infos = list(observations), list(infos)
+    goals = None
+    if latents.plans_on_images:
+        goals = [info["goal_pixels"] if goal_pixels is None else goal_pixels for info in infos]
+    z_goals = latents.goal_latents(envs, goals, subgoals)  # [E, n_subgoals, N, D]
+    planner.reset()
+    outcomes = [EpisodeOutcome(env_id, seed, False, float("nan"), None) for seed in seeds]
+    if record and goals is not None:
+        for outcome, goal in zip(outcomes, goals, strict=True):
+            outcome.goal = np.asarray(goal).copy()
+    plan_seconds, step = 0.0, 0
+    while step < budget:
+        states = torch.from_numpy(np.stack([o["state"] for o in observations]))
+        z_obs = latents.observe(envs, observations)
+        start = time.perf_counter()
+        z_goal = z_goals[:, subgoal_index(step, budget, z_goals.shape[1])]
+        result = planner.plan(wm, z_obs, states, z_goal)
+        plan_seconds += time.perf_counter() - start
+        plan = result.actions.detach().cpu().numpy()
+        for k in range(min(execute, budget - step, plan.shape[1])):
+            for e, env in enumerate(envs):
+                if record:
+                    outcomes[e].frames.append(observations[e]["pixels"])
+                observations[e], _, _, _, infos[e] = env.step(plan[e, k].astype(np.float32))
+                if infos[e]["is_success"] and outcomes[e].steps_to_success is None:
+                    outcomes[e].steps_to_success = step + 1
+                if record:
+                    outcomes[e].distances.append(float(infos[e]["distance"]))
+                if on_step is not None:
+                    on_step(e, step + 1, float(result.best_energy[e]), infos[e])
+            step += 1
+        for e in range(len(envs)):
+            outcomes[e].energies.append(float(result.best_energy[e]))
+    for e, env in enumerate(envs):
+        outcomes[e].success = bool(infos[e]["is_success"])
+        outcomes[e].final_distance = float(infos[e]["distance"])
+        if record:
+            outcomes[e].frames.append(observations[e]["pixels"])
+        env.close()
+    actions_taken = max(budget, 1)
+    return MPCResult(outcomes, 1000 * plan_seconds / actions_taken, plan_seconds)
+
+
+def subgoal_index(step: int, budget: int, count: int) -> int:
+    """Which of `count` sub-goals step `step` (0-based) of `budget` aims at: equal shares, and the
+    last step always aims at the last one (the goal), even when budget < count."""
+    budget = max(budget, 1)
+    return min(count - 1, max(0, -(-(step + 1) * count // budget) - 1))

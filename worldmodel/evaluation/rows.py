@@ -1,0 +1,77 @@
+"""The planner and world model of each eval row (`wm eval`, `wm plan`).
+
+Rows: `oracle` (true task distance, simulator dynamics), `simulator` (the encoder's latent energy,
+simulator dynamics), `learned` (the trained world model), and the baselines `random` (uniform
+random actions) and `shooting` (random shooting with the learned model at the planner's budget).
+The planner's action facts come from the env's action space (`action_bounds`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gymnasium import spaces
+
+from envs.registration import ENV_IDS, make_env
+from planners import ActionBounds, PlannerBase, make_planner
+from worldmodel.common.errors import UserError
+from worldmodel.config.schema import Config
+from worldmodel.evaluation.simulator import OracleWorldModel, SimulatorWorldModel
+from worldmodel.models.world_model import WorldModel, make_encode_fn
+
+# The arm envs' 7-D action `[dx, dy, dz, droll, dpitch, dyaw, dgripper]` (envs/arm.py).
+ARM_ACTION_DIM, ARM_ROTATION_DIMS, ARM_GRIPPER_DIM = 7, (3, 4, 5), 6
+SIMULATOR_ROWS = ("oracle", "simulator")
+
+
+def env_kwargs_for(env_id: str, config: Config) -> dict[str, Any]:
+    """The eval split for our own envs; user envs take no keywords."""
+    return {"split": config.eval.split} if env_id in ENV_IDS.values() else {}
+
+
+def action_bounds(action_space: spaces.Box, fix_rotation: bool) -> ActionBounds:
+    """The env's action box; for a 7-D arm also its gripper dim and, if asked, its rotation dims
+    held at 0 (as the official planner)."""
+    arm = action_space.shape[0] == ARM_ACTION_DIM
+    fixed = ARM_ROTATION_DIMS if arm and fix_rotation else ()
+    return ActionBounds.from_box(action_space, fixed_dims=fixed, gripper_dim=ARM_GRIPPER_DIM if arm else None)
+
+
+def build_planner(config: Config, action_space: spaces.Box, row: str) -> PlannerBase:
+    """The row's planner: `plan.*`, with the `eval.sim_*` budget and output on the simulator rows;
+    `random` plans one uniform random action, `shooting` is random shooting at the `plan.*` budget."""
+    plan = config.plan
+    bounds = action_bounds(action_space, plan.fix_rotation)
+    if row == "random":
+        return make_planner(
+            plan, bounds=bounds, planner="random", horizon=1, execute=1, samples=1, iterations=1
+        )
+    if row == "shooting":
+        return make_planner(plan, bounds=bounds, planner="random")
+    if row in SIMULATOR_ROWS:
+        ev = config.eval
+        return make_planner(
+            plan, bounds=bounds, samples=ev.sim_samples, iterations=ev.sim_iterations, output=ev.sim_output
+        )
+    return make_planner(plan, bounds=bounds)
+
+
+def build_world_model(row: str, env_id: str, env_kwargs: dict[str, Any], config: Config) -> Any:
+    """The oracle (also the random row's: it needs no model and is the cheapest), the simulator
+    with `eval.encoder`, or the learned world model of `eval.world_model`."""
+    if row in ("oracle", "random"):
+        return OracleWorldModel(env_id, env_kwargs)
+    if row == "simulator":
+        return SimulatorWorldModel(
+            env_id, env_kwargs, make_encode_fn(config.eval.encoder, config.eval.latent_grid)
+        )
+    if not config.eval.world_model:
+        raise UserError(f"eval row '{row}': set eval.world_model to an AC run folder (stage 2, `wm train`)")
+    space = make_env(env_id, **env_kwargs).action_space
+    return WorldModel.from_run(config.eval.world_model, action_low=space.low, action_high=space.high)
+
+
+def planner_label(planner: PlannerBase) -> str:
+    """`cem 128x4 h3`: name, samples x iterations, horizon (the results table's planner column)."""
+    c = planner.config
+    return f"{c.planner} {c.samples}x{c.iterations} h{c.horizon}"

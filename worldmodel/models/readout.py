@@ -1,0 +1,129 @@
+"""Spatial-softmax keypoints: a learned low-token readout of the frozen encoder for the planner.
+
+Average-pooling the token grid to the few tokens a CPU can plan with loses *where* things are
+(benchmarks/experiments.md §16). Each of K heads scores every token, softmaxes over the grid and
+returns the expected (x, y), so a frame becomes one token of 2K coordinates in [-1, 1]. The
+modules and their files live here; fitting them by inverse dynamics (`InverseDynamics` recovers
+the actions between two frames from their keypoints) is worldmodel/training/readout_fit.py.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from worldmodel.common.errors import UserError, require
+from worldmodel.models.checkpoints import load_safetensors, save_safetensors
+
+READOUT_KINDS = ("pool", "keypoints")
+READOUT_FILE = "readout.safetensors"
+READOUT_FORMAT = "jepa-wm.readout"
+
+
+@dataclass
+class ReadoutConfig:
+    """`readout.*`: how the planner reads the frozen encoder's tokens (stage 2, `wm train`)."""
+
+    # pool: average-pool the grid to ac.grid_h x ac.grid_w layer-normed tokens (V-JEPA 2-AC style);
+    # keypoints: K learned spatial-softmax keypoints, one latent token of 2K coordinates per frame.
+    kind: str = "pool"
+    keypoints: int = 16
+    # Width of the per-token scoring MLP and fitting steps: 32 wide for 1000 steps tracked the
+    # end effector as well as 128 for 4000, 9x sooner (benchmarks/experiments.md §19).
+    hidden: int = 32
+    steps: int = 1000  # inverse-dynamics training steps (before the AC predictor trains)
+    batch_size: int = 128
+    lr: float = 2e-3
+    max_skip: int = 4  # inverse dynamics over frame pairs 1..max_skip steps apart
+
+    def validate(self) -> None:
+        require(self.kind in READOUT_KINDS, "readout.kind", " | ".join(READOUT_KINDS), self.kind)
+        for key in ("keypoints", "hidden", "steps", "batch_size", "max_skip"):
+            value = getattr(self, key)
+            require(value >= 1, f"readout.{key}", "an integer >= 1", value)
+        require(self.lr > 0, "readout.lr", "a number > 0", self.lr)
+
+
+class KeypointReadout(nn.Module):
+    """Frozen-encoder tokens `[B, g*g, D]` (layer-normed) -> one latent token `[B, 1, 2K]`."""
+
+    def __init__(self, embed_dim: int, grid: int, keypoints: int = 16, hidden: int = 32) -> None:
+        super().__init__()
+        self.embed_dim, self.grid, self.keypoints, self.hidden = embed_dim, grid, keypoints, hidden
+        self.score = nn.Sequential(nn.Linear(embed_dim, hidden), nn.GELU(), nn.Linear(hidden, keypoints))
+        self.temperature = nn.Parameter(torch.ones(()))
+        ys, xs = torch.meshgrid(torch.linspace(-1, 1, grid), torch.linspace(-1, 1, grid), indexing="ij")
+        self.register_buffer("coords", torch.stack([xs.flatten(), ys.flatten()], dim=-1), persistent=False)
+
+    @property
+    def latent_dim(self) -> int:
+        return 2 * self.keypoints
+
+    def heatmaps(self, tokens: Tensor) -> Tensor:
+        """`[B, N, D]` -> softmax weights over the grid, `[B, N, K]`."""
+        return (self.score(tokens.float()) * self.temperature).softmax(dim=-2)
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        if tokens.shape[-2] != self.grid * self.grid:
+            raise ValueError(
+                f"KeypointReadout: expected {self.grid}x{self.grid} tokens, got {tokens.shape[-2]}"
+            )
+        xy = torch.einsum("bnk,nc->bkc", self.heatmaps(tokens), self.coords)  # [B, K, 2]
+        return xy.flatten(1).unsqueeze(1)  # [B, 1, 2K]
+
+    def config_dict(self) -> dict[str, int]:
+        return {
+            "embed_dim": self.embed_dim,
+            "grid": self.grid,
+            "keypoints": self.keypoints,
+            "hidden": self.hidden,
+        }
+
+
+class InverseDynamics(nn.Module):
+    """(keypoints at t, keypoints at t+k) -> the normalised summed actions in between."""
+
+    def __init__(self, latent_dim: int, action_dim: int, hidden: int = 256) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(2 * latent_dim, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU(),
+            nn.Linear(hidden, action_dim),
+        )  # fmt: skip
+
+    def forward(self, k0: Tensor, k1: Tensor) -> Tensor:
+        return self.net(torch.cat([k1 - k0, k0], dim=-1))
+
+
+@torch.no_grad()
+def apply_readout(readout: KeypointReadout, tokens: np.ndarray, chunk: int = 1024) -> np.ndarray:
+    """Tokens `[T, N, D]` (any float dtype) -> latents `[T, 1, 2K]` float32, on the readout's device."""
+    device = readout.coords.device
+    x = torch.from_numpy(tokens)
+    return torch.cat([readout(part.to(device).float()).cpu() for part in x.split(chunk)]).numpy()
+
+
+def save_readout(readout: KeypointReadout, path: Path) -> Path:
+    """safetensors (temp file, rename), with the shape config in its metadata."""
+    metadata = {"format": READOUT_FORMAT, "readout_config": json.dumps(readout.config_dict())}
+    return save_safetensors(readout.state_dict(), path, metadata)
+
+
+def load_readout(path: Path) -> KeypointReadout:
+    """The readout saved by `save_readout` (safetensors: nothing executes on load)."""
+    state, metadata = load_safetensors(path)
+    if metadata.get("format") != READOUT_FORMAT:
+        raise UserError(f"readout '{path}': metadata 'format' is not '{READOUT_FORMAT}'")
+    try:
+        readout = KeypointReadout(**json.loads(metadata["readout_config"]))
+        readout.load_state_dict(state)
+    except (KeyError, TypeError, json.JSONDecodeError, RuntimeError) as err:
+        first = str(err).splitlines()[0]
+        raise UserError(
+            f"readout '{path}': weights or metadata 'readout_config' unusable ({first})"
+        ) from None
+    return readout.eval().requires_grad_(False)

@@ -1,0 +1,86 @@
+"""`wm train`: train (or resume) the action-conditioned predictor on the frozen encoder's latents.
+
+The run exports `predictor.safetensors`, whose metadata names the encoder, the pooling grid, the
+state integration and the predictor's full config (sizes taken from the data included), so
+`WorldModel.from_run` rebuilds the whole world model from one folder. With a keypoint readout the
+readout is fitted first (training/readout_fit.py) and the predictor trains on its keypoints.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+from data.cache import CacheKey
+from worldmodel.config.schema import Config
+from worldmodel.models.ac_predictor import ACPredictorConfig
+from worldmodel.models.encoders import encoder_path, load_encoder
+from worldmodel.models.readout import apply_readout
+from worldmodel.models.world_model import PREDICTOR_FILE, PREDICTOR_FORMAT
+from worldmodel.training.ac_data import (
+    LatentWindows,
+    predictor_config,
+    readout_predictor_config,
+    training_windows,
+)
+from worldmodel.training.ac_module import ACModule
+from worldmodel.training.embedding_cache import cache_key
+from worldmodel.training.readout_fit import run_readout
+from worldmodel.training.runs import RunDir, make_trainer
+
+
+def predictor_metadata(config: Config, ac: ACPredictorConfig, key: CacheKey) -> dict[str, str]:
+    """What `WorldModel.from_run` needs besides the weights."""
+    return {
+        "format": PREDICTOR_FORMAT,
+        "ac_config": json.dumps(asdict(ac)),
+        "encoder": str(encoder_path(config.train.encoder).resolve()),
+        "encoder_hash": key.encoder_hash,
+        "preprocessing": key.preprocessing,
+        "latent_pool": str(key.latent_pool),
+        "state_update": config.train.state_update,
+        "readout": config.readout.kind,
+    }
+
+
+def train(config: Config) -> Path:
+    """Train (or resume) the AC predictor on the cache (or on frames encoded on the fly); export
+    predictor.safetensors. `config` is not modified; the run's config.yaml records `ac` with the
+    sizes taken from the data."""
+    t = config.train
+    encoder, encoder_meta = load_encoder(t.encoder)  # loaded and hashed once
+    key = cache_key(config, encoder_meta, encoder)
+    windows, sizes = training_windows(config, encoder, key)
+    ac = predictor_config(config, sizes)
+    run = RunDir(config, "ac")
+    resume_from = run.open(replace(config, ac=ac), t.resume)
+    try:
+        if config.readout.kind == "keypoints":
+            assert isinstance(windows, LatentWindows)
+            readout = run_readout(config, run.path, windows.episodes, key.latent_pool, save=run.owner)
+            windows = LatentWindows(
+                [(apply_readout(readout, z), s, a) for z, s, a in windows.episodes], t.clip_len
+            )
+            ac = readout_predictor_config(ac, readout)
+        torch.manual_seed(config.run.seed)
+        loader = DataLoader(
+            windows,
+            batch_size=t.batch_size,
+            shuffle=True,
+            drop_last=True,
+            generator=torch.Generator().manual_seed(config.run.seed),
+        )
+        module = ACModule(ac, config, None if t.from_cache else encoder)
+        # The predictor keeps the official checkpoint's extrinsics_encoder, unused unless ac.use_extrinsics.
+        unused = not ac.use_extrinsics
+        trainer = make_trainer(run, config, t.max_steps, t.checkpoint_every, t.log_every, unused)
+        trainer.fit(module, train_dataloaders=loader, ckpt_path=str(resume_from) if resume_from else None)
+        trainer.save_checkpoint(run.last_checkpoint)  # the final state, for resume=true
+        run.export(PREDICTOR_FILE, module.predictor.state_dict(), predictor_metadata(config, ac, key))
+    finally:
+        run.close()
+    return run.path

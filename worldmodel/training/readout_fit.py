@@ -1,0 +1,113 @@
+"""Fitting the keypoint readout by inverse dynamics, before the AC predictor trains (`wm train`).
+
+No task labels: an inverse-dynamics MLP must recover the summed actions between frames t and t+k
+(k = 1..max_skip) from both frames' keypoints. Keypoints that follow what the actions move make
+that easy and constant ones make it impossible, so they cannot collapse; fitted on colour-augmented
+copies (`train.augment_copies`), the heads find the same parts under any colouring.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.progress import track
+from torch import Tensor
+
+from worldmodel.config.schema import Config
+from worldmodel.models.readout import (
+    READOUT_FILE,
+    InverseDynamics,
+    KeypointReadout,
+    ReadoutConfig,
+    load_readout,
+    save_readout,
+)
+
+
+def readout_loss(
+    readout: KeypointReadout,
+    idm: InverseDynamics,
+    tokens0: Tensor,
+    tokens1: Tensor,
+    summed_actions: Tensor,
+    action_scale: Tensor,
+    skip: Tensor,
+) -> Tensor:
+    """Inverse-dynamics MSE for frame pairs `skip` steps apart. tokens `[B, N, D]`, summed actions
+    `[B, A]`, action_scale `[A]` (per-dim std; 0 = a dim that never moves, ignored), skip `[B]`."""
+    k0, k1 = readout(tokens0)[:, 0], readout(tokens1)[:, 0]
+    moving = action_scale > 0
+    target = summed_actions[:, moving] / action_scale[moving] / skip.float().sqrt()[:, None]
+    return (idm(k0, k1)[:, moving] - target).pow(2).mean()
+
+
+def train_readout(
+    episodes: Sequence[tuple[np.ndarray, np.ndarray]],
+    grid: int,
+    cfg: ReadoutConfig,
+    seed: int = 0,
+    progress: bool = True,
+) -> KeypointReadout:
+    """Fit keypoints by inverse dynamics on (tokens `[T+1, N, D]`, actions `[T, A]`) episodes.
+
+    All frames sit in one tensor (episode after episode), so a batch of pairs is two gathers."""
+    usable = [(z, a) for z, a in episodes if len(a) >= 1]
+    if not usable:
+        raise ValueError("train_readout: no episode has a single step")
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    tokens = torch.from_numpy(np.concatenate([z for z, _ in usable]))  # [sum(T+1), N, D]
+    actions = [torch.from_numpy(a).float() for _, a in usable]
+    action_dim = actions[0].shape[-1]
+    # Per frame, the actions summed since its episode began: pair sums are differences.
+    cumulative = torch.cat([torch.cat([a.new_zeros(1, action_dim), a.cumsum(0)]) for a in actions])
+    lengths = torch.tensor([len(a) for a in actions])
+    offsets = torch.cumsum(torch.cat([torch.zeros(1, dtype=torch.long), lengths[:-1] + 1]), 0)
+    all_actions = torch.cat(actions)
+    scale = all_actions.std(dim=0) if len(all_actions) > 1 else all_actions.abs().mean(0)
+    scale = torch.where(scale > 1e-6, scale, torch.zeros_like(scale))
+
+    readout = KeypointReadout(tokens.shape[-1], grid, cfg.keypoints, cfg.hidden)
+    idm = InverseDynamics(readout.latent_dim, action_dim)
+    optimizer = torch.optim.AdamW([*readout.parameters(), *idm.parameters()], lr=cfg.lr, weight_decay=1e-4)
+    for _ in track(range(cfg.steps), description="readout", disable=not progress):
+        e = torch.randint(len(actions), (cfg.batch_size,), generator=generator)
+        skip = torch.minimum(
+            (torch.rand(cfg.batch_size, generator=generator) * cfg.max_skip).long() + 1, lengths[e]
+        )
+        start = (
+            offsets[e] + (torch.rand(cfg.batch_size, generator=generator) * (lengths[e] - skip + 1)).long()
+        )
+        summed = cumulative[start + skip] - cumulative[start]
+        loss = readout_loss(
+            readout, idm, tokens[start].float(), tokens[start + skip].float(), summed, scale, skip
+        )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return readout.eval().requires_grad_(False)
+
+
+def run_readout(
+    config: Config,
+    run_path: Path,
+    episodes: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    grid: int,
+    save: bool = True,
+) -> KeypointReadout:
+    """A run's readout: reused from `<run>/readout.safetensors` on resume=true, else fitted on every
+    cached (tokens, states, actions) entry and saved there (if `save`: rank 0 only).
+
+    Every DDP rank fits it identically (same data, seed and threads), so no rank waits for rank 0's
+    file when the ranks start together."""
+    path = run_path / READOUT_FILE
+    if config.train.resume and path.is_file():
+        return load_readout(path)
+    print(f"[train] fitting the keypoint readout ({config.readout.steps} steps)", flush=True)
+    readout = train_readout([(z, a) for z, _, a in episodes], grid, config.readout, seed=config.run.seed)
+    if save:
+        save_readout(readout, path)
+    return readout
