@@ -1,9 +1,7 @@
 """End-to-end demo stage times: the whole tiny pipeline from nothing, then again with every stage reused.
 
-Runs `wm demo` (the same `run_demo` the command calls) in a fresh folder, so no stage is reused from
-an earlier demo; the second run is the side-by-side baseline of the reuse promise (it should cost
-seconds). The install step of `make demo` is not part of this: `../shared/tools/fresh-check demo`
-measures the fresh clone with install. Budget: `make demo` must fit 15 minutes, install included.
+Runs `wm demo` in a fresh folder, then again in the same folder (the reuse promise: seconds).
+Install is not included; `make demo` must fit 15 minutes with it (docs/design-notes.md).
 """
 
 from __future__ import annotations

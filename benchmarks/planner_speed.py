@@ -1,22 +1,9 @@
 """Planner speed: CEM ms per planned action, all samples batched vs a per-sample Python loop.
 
 Run: `python -m benchmarks.planner_speed` (part of `make bench`); writes
-benchmarks/results/planner_speed.json. The world model is a stand-in with the cost profile of the
-tiny preset's action-conditioned predictor (DESIGN.md section 9: width 128, depth 4, 4 pooled
-tokens per frame): per step, [action, state, 4 frame tokens] go through 4 pre-norm blocks that
-attend to the step's own and all earlier steps' tokens (KV cache), predicting the next frame's
-tokens and state.
-Both runs use the same planner code and the same model; the loop only splits every rollout call
-into batch-1 calls (one sample through the world model per Python iteration), which is what
-planning without batching costs.
-
-It also measures how close the batched rollouts get to this machine's matmul speed (issue 7
-target: >= 50 %): the float32 sgemm peak (a 2048^3 matmul, best of a few repeats, with the CEM's
-torch thread count and with 2 threads for reference), the FLOPs of one CEM plan counted exactly by
-`torch.utils.flop_counter.FlopCounterMode` around a real plan call (every linear layer and the
-attention QK^T / AV products with the KV-cache lengths actually used), and their ratio against
-the measured rollout time. The CPU may be shared: `config.noise` records the load average and
-the share of wall time this process actually got a core for (process CPU time / wall time).
+benchmarks/results/planner_speed.json. The world model is a stand-in with the tiny preset's AC
+predictor cost profile; the run also reports the rollouts' share of this machine's matmul peak.
+Method: docs/design-notes.md.
 """
 
 from __future__ import annotations

@@ -1,16 +1,9 @@
 """Wrap any gymnasium env as a goal-image env, so users bring their own robots.
 
 `GoalImageAdapter(env, goal_fn, ...)` turns observations into `{"pixels", "state"}` and puts
-`goal_pixels`, `is_success` and `distance` into `info`:
-- `goal_fn(env) -> uint8 [H,W,3]` is called after every reset; it must leave the env as it found it
-  (e.g. set the goal configuration through qpos, render, restore qpos/qvel exactly).
-- `render_fn(env) -> image` renders the current frame (default `env.render()`, which needs
-  `render_mode="rgb_array"`); its size must equal `image_size`.
-- `state_fn(env, obs) -> float32 [S]` (default: the flattened observation).
-- `distance_fn(env) -> metres` and `success_fn(env) -> bool` (default: distance below
-  `success_threshold`; without either, `is_success` is False and `distance` NaN).
-Action and state dimensions come from the wrapped env's spaces. `make_reacher_goal_env` shows the
-recipe on gymnasium's `Reacher-v5` (registered as `jepa_wm/ReacherGoal-v0`).
+`goal_pixels`, `is_success` and `distance` into `info`; action and state dimensions come from the
+wrapped env's spaces. `make_reacher_goal_env` shows the recipe on gymnasium's `Reacher-v5`
+(registered as `jepa_wm/ReacherGoal-v0`).
 """
 
 from __future__ import annotations
@@ -29,7 +22,16 @@ ImageFn = Callable[[gym.Env], np.ndarray]
 
 
 class GoalImageAdapter(gym.Wrapper):
-    """Goal-image protocol around an arbitrary env; dimensions come from the wrapped env's spaces."""
+    """Goal-image protocol around an arbitrary env; dimensions come from the wrapped env's spaces.
+
+    - `goal_fn(env) -> uint8 [H,W,3]` is called after every reset; it must leave the env as it found
+      it (e.g. set the goal configuration through qpos, render, restore qpos/qvel exactly).
+    - `render_fn(env) -> image` renders the current frame (default `env.render()`, which needs
+      `render_mode="rgb_array"`); its size must equal `image_size`.
+    - `state_fn(env, obs) -> float32 [S]` (default: the flattened observation).
+    - `distance_fn(env) -> metres` and `success_fn(env) -> bool` (default: distance below
+      `success_threshold`; without either, `is_success` is False and `distance` NaN).
+    """
 
     def __init__(
         self,

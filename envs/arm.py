@@ -1,34 +1,9 @@
 """The arm: MuJoCo model, end-effector control by mocap weld, proprioception, IK, rendering.
 
-Model (envs/assets/arm_table.xml): our own Franka-Panda-like 7-DoF arm with a two-finger parallel
-gripper on a table, built from primitive shapes (capsules, cylinders, boxes) but with the Panda's
-kinematics (Craig DH d1=0.333, d3=0.316, a4=0.0825, a5=-0.0825, d5=0.384, a7=0.088, flange 0.107)
-and the official joint limits. Why primitives: the mujoco-menagerie wheel ships no models (its
-meshes cannot be installed from a registry), gymnasium-robotics' Panda envs fail under mujoco 4,
-and primitives render fast in software EGL. The XML avoids features newer than mujoco 3.2.
-
-Control follows V-JEPA 2-AC: an action is a delta of the end-effector pose in the robot base frame
-`[dx, dy, dz, droll, dpitch, dyaw, dgripper]`, clipped per step to ±5 cm per axis, ±0.15 rad per
-axis and ±1 of gripper opening (`ControlSpec`). The delta is added to the *measured* EE pose, the
-target is clipped to the workspace box (x 0.26..0.76, y -0.28..0.28, z 0.02..0.30 m; table top at
-z = 0) and to ±0.6 rad of tilt / ±1.5 rad of yaw, and written to a mocap body welded to the hand
-(a weld is robust and needs no IK per step). The mocap target slides there in 10 stages while
-physics runs, so the arm really pushes and grasps (gravity-compensated links). Orientation is
-relative to the gripper-pointing-down home orientation, so the state never wraps around ±pi in
-normal use. The gripper delta changes the commanded opening; the fingers close until they meet
-the cube (a held 6 cm cube reads ~0.69).
-
-State (7-D, float32): `[x, y, z, roll, pitch, yaw, gripper]`: EE position in metres at the point
-between the fingertips, in the base frame (base at the origin, table top at z = 0); extrinsic xyz
-Euler angles (rad) of the hand relative to gripper-down; gripper opening normalised to [0, 1]
-(1 = fully open, 8 cm between the finger pads; 0 = closed).
-
-Holding is read from MuJoCo's contacts (`Arm.pinches`): both fingers touch the object and push on
-it from opposite sides, which a cube merely resting against one finger, or lying across both
-fingertips, does not.
-
-Rendering: `mujoco.Renderer` offscreen, one per image size, with shadows and multisampling off
-(software EGL is ~10x slower with them); `close()` frees them.
+Our own Panda-like 7-DoF arm built from primitive shapes (no mesh downloads, fast in software
+EGL). Control follows V-JEPA 2-AC: an action is a clipped delta of the end-effector pose
+in the base frame, applied to a mocap body welded to the hand; the state is
+`[x, y, z, roll, pitch, yaw, gripper]`. Conventions, limits and units: docs/design-notes.md.
 """
 
 from __future__ import annotations

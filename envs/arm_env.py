@@ -1,21 +1,9 @@
 """The goal-image arm env: gymnasium API, dict observations, goal image and success in `info`.
 
-Observation `{"pixels": uint8[H,W,3], "state": float32[7]}` from the fixed exocentric camera
-(`image_size` 16..256, default 64); the state is `[x, y, z, roll, pitch, yaw, gripper]` (see
-envs/arm.py). Action: 7-D EE delta in the base frame, a Box with the per-step bounds. Control rate:
-5 Hz by default (`control_hz` 4..10): at 5 Hz a full ±5 cm step moves the hand ~6 px at 64x64 and
-one step costs 50 physics substeps of 4 ms.
-
-`info` carries `goal_pixels` (uint8 [H,W,3]), `is_success` (bool), `distance` (the task's, metres),
-`ee_distance` and `object_distance` (metres), and `cube_held` (both fingers pinch the cube, read
-from the contacts; Grasp's success needs it). Reward is the negative task distance (planning never
-uses it). Episodes have a fixed budget (TimeLimit at registration, 50 steps); `terminated` is always
-False. `render_pixels=False` skips rendering (pixels are zeros) for fast oracle/physics-only runs;
-success is judged by the env either way.
-
-Privileged access (oracle policies, tests, `dynamics=simulator` diagnostics; planning never needs
-it): `get_sim_state()` / `set_sim_state(s)`, `ee_pos()`, `cube_pos()`, `goal` (goal EE and cube
-positions), `task` (success metric), `variation` (sampled appearance).
+Observation `{"pixels", "state"}` from a fixed exocentric camera; action: the arm's 7-D EE delta.
+The default 5 Hz control rate makes one full step move the hand a few pixels. Privileged access
+(simulator state, true positions) exists for oracles, tests and diagnostics; planning never needs
+it. The `info` keys and the rates: docs/design-notes.md.
 """
 
 from __future__ import annotations

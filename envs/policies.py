@@ -1,13 +1,8 @@
 """Policies for data collection and for proving the tasks solvable.
 
-- `random`: smooth random actions (an AR(1) / discretised Ornstein-Uhlenbeck process) inside any
-  Box action space of any dimension, dims and bounds read from `env.action_space`.
-- `scripted`: noisy interaction with the cube (approach, push, grasp, lift, carry, release), using
-  the cube and end-effector positions but never the evaluation goal.
-- `play`: per episode, `scripted` with probability `scripted_ratio`, else `random`.
-- `oracle`: privileged, goal-aware controllers per task; only for tests and ceilings.
-
-Interface: `policy = make_policy(name, env, seed)`, then `policy.reset(obs, info)` and
+`random` (smooth AR(1) actions in any Box), `scripted` (goal-free interaction with the cube),
+`play` (a per-episode mix of the two) and `oracle` (privileged, goal-aware; tests and ceilings).
+Interface: `make_policy(name, env, seed)`, then `policy.reset(obs, info)` and
 `policy.act(obs, info) -> float32 action` each step.
 """
 

@@ -1,19 +1,9 @@
 """Reach, Push, Grasp and PickPlace: how each samples a scene and a goal, and how success is judged.
 
 A task never renders and never steps physics: it samples configurations (`Scene`) and measures
-distances. The env (envs/arm_env.py) puts scenes into the simulator; goal images are rendered by
-teleporting into the goal scene and restoring the exact simulator state (envs/goals.py).
-
-Success (metres), judged on the final state of a fixed-budget episode:
-- Reach: end effector (point between the fingertips) within 5 cm of the goal position (3-D).
-- Push: cube centre within 5 cm of the goal cube position in the table plane (2-D).
-- Grasp: cube at least 5 cm above its rest height on the table AND pinched by both fingers (the
-  env reads the contacts); its distance is the 3-D cube distance to the goal (held 8-12 cm up).
-- PickPlace: cube centre within 5 cm of the goal cube position (3-D; half the goals are lifted).
-
-Sub-goals (`Task.subgoals`, used when `eval.subgoals` lists the env): scenes a planner may aim at
-in turn before the goal, rendered like goal images. PickPlace and Grasp: open hand 7 cm above the
-cube, then closed on it; Push: closed hand low behind the cube, opposite the push direction.
+distances, so the env (envs/arm_env.py) and goal rendering (envs/goals.py) own the simulator.
+Success is judged on the final state of a fixed-budget episode, with 5 cm thresholds; each task's
+rule and its sub-goals are listed in docs/design-notes.md.
 """
 
 from __future__ import annotations

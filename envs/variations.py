@@ -1,14 +1,9 @@
 """Visual variation with named splits, so zero-shot generalisation can be measured.
 
-Every reset samples the cube colour, the table tint and checker size, the light level, a small
-camera offset and optional distractor objects, all from the reset seed (deterministic). The `train`
-and `heldout` splits draw every parameter from DISJOINT ranges (cube hue bands, table hue band,
-checker period, light level, camera offset radius), so no appearance seen under `heldout` ever
-occurs under `train`. Tests read the sampled parameters from `env.unwrapped.variation`.
-
-Why vary at all: a mostly uniform scene let a learned encoder collapse to position-only features
-(DESIGN §9); the checker gives it texture to anchor positions on, colours and lights give it
-nuisance variation to become invariant to.
+Every reset samples colours, lights, a small camera offset and distractors from the reset seed;
+`train` and `heldout` draw from disjoint ranges, so no held-out appearance occurs in training.
+Variation also keeps the encoder from collapsing to position-only features on a uniform scene.
+See docs/design-notes.md.
 """
 
 from __future__ import annotations

@@ -1,13 +1,8 @@
 """Gradient-based planning: Adam (inline, standard betas) on the action sequence through a differentiable `wm.rollout`.
 
-Actions are optimised in normalised box coordinates u in [-1, 1] (a = center + half_range * u), so
-`lr` is a fraction of each dim's half-range; after every step u is projected back into the box.
-`samples` independent restarts per episode are optimised together in one batch: restart 0 starts
-from the warm start (or zeros), the others uniformly at random in the box. The result is the
-lowest-energy sequence seen (over restarts and steps). Gradients are taken with respect to the
-actions only (`torch.autograd.grad`), so world-model parameters never accumulate `.grad`; with
-`max_batch` the backward pass runs chunk by chunk, so memory holds one chunk's graph.
-`energy_history` has `iterations + 1` columns: one per step plus the final evaluation.
+The alternative to sampling planners when the world model is differentiable: a few restarts are
+optimised together in one batch in normalised box coordinates, and the lowest-energy sequence seen
+is returned.
 """
 
 from __future__ import annotations
@@ -22,6 +17,18 @@ BETAS = (0.9, 0.999)
 
 
 class GradientPlanner(PlannerBase):
+    """Adam on the actions, projected into the box after every step.
+
+    Actions are optimised in normalised box coordinates u in [-1, 1] (a = center + half_range * u),
+    so `lr` is a fraction of each dim's half-range. `samples` restarts per episode are optimised
+    together: restart 0 starts from the warm start (or zeros), the others uniformly at random in
+    `init_spread` x the box around its center. The result is the lowest-energy sequence seen (over
+    restarts and steps). Gradients are taken with respect to the actions only (`torch.autograd.grad`),
+    so world-model parameters never accumulate `.grad`; with `max_batch` the backward pass runs chunk
+    by chunk, so memory holds one chunk's graph. `energy_history` has `iterations + 1` columns: one
+    per step plus the final evaluation.
+    """
+
     name = "gradient"
 
     def optimise(self, call: PlanCall) -> Tensor:

@@ -60,15 +60,9 @@ class PlanResult:
 
 
 class Planner(Protocol):
-    def plan(
-        self,
-        wm: WorldModel,
-        z_obs: Tensor,
-        state: Tensor,
-        z_goal: Tensor,
-        *,
-        goal_state: Tensor | None = None,
-        warm_start: Tensor | None = None,
-    ) -> PlanResult: ...
+    """What the MPC loop calls; a planner of one's own needs only these two methods
+    (`PlannerBase.plan` adds the keyword options `goal_state` and `warm_start`)."""
+
+    def plan(self, wm: WorldModel, z_obs: Tensor, state: Tensor, z_goal: Tensor) -> PlanResult: ...
 
     def reset(self, episodes: Sequence[int] | None = None) -> None: ...

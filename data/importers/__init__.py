@@ -1,4 +1,4 @@
-"""Convert other trajectory formats into the jepa-wm episode store (DESIGN.md §5)."""
+"""Convert other trajectory formats into the jepa-wm episode store (layout: docs/architecture.md)."""
 
 from data.importers.common import resize_square
 from data.importers.lerobot import import_lerobot

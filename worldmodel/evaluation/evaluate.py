@@ -1,9 +1,8 @@
 """`wm eval`: zero-shot goal-image success per task, with rows that isolate each part of the system.
 
-Rows (DESIGN/issue 10): `oracle` = true task distance with simulator dynamics (the planner's
-ceiling); `simulator` = the encoder's latent energy with simulator dynamics (the encoder alone);
-`learned` = the latent energy with the learned predictor (the whole world model). Reading the
-rows side by side tells which part limits success.
+Rows: `oracle` (true task distance, simulator dynamics: the planner's ceiling), `simulator` (latent
+energy, simulator dynamics: the encoder alone) and `learned` (the whole world model). Reading them
+side by side tells which part limits success.
 """
 
 from __future__ import annotations
@@ -84,7 +83,7 @@ def evaluate(config: Config, progress: bool = True) -> list[RowResult]:
         env_kwargs = env_kwargs_for(env_id, config)
         probe_env = make_env(env_id, **env_kwargs)
         for row in ev.rows:
-            planner = build_planner(config, probe_env.action_space, row)
+            planner = build_planner(config, probe_env, row)
             wm = build_world_model(row, env_id, env_kwargs, config)
             seeds = [1_000_000 + config.run.seed * 1000 + i for i in range(ev.episodes)]
             if progress:

@@ -113,7 +113,7 @@ def plan_episode(
     try:
         pixels_shape = tuple(probe.observation_space["pixels"].shape)
         fps = float(getattr(probe.unwrapped, "control_hz", 0) or probe.metadata.get("render_fps", 5) or 5)
-        action_space = probe.action_space
+        planner = build_planner(config, probe, row)
     finally:
         probe.close()
     goal = load_goal_image(goal_image, pixels_shape[:2]) if goal_image is not None else None
@@ -123,7 +123,6 @@ def plan_episode(
             f"--goal-image: cannot be combined with eval.subgoals listing {env_id} (sub-goals are the env's own scenes)"
         )
 
-    planner = build_planner(config, action_space, row)
     wm = build_world_model(row, env_id, env_kwargs, config)
 
     def report(episode: int, step: int, energy: float, info: dict) -> None:

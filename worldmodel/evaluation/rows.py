@@ -3,14 +3,14 @@
 Rows: `oracle` (true task distance, simulator dynamics), `simulator` (the encoder's latent energy,
 simulator dynamics), `learned` (the trained world model), and the baselines `random` (uniform
 random actions) and `shooting` (random shooting with the learned model at the planner's budget).
-The planner's action facts come from the env's action space (`action_bounds`).
+The planner's action facts come from the env's action space and action names (`action_bounds`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from gymnasium import spaces
+import gymnasium as gym
 
 from envs.registration import ENV_IDS, make_env
 from planners import ActionBounds, PlannerBase, make_planner
@@ -19,8 +19,10 @@ from worldmodel.config.schema import Config
 from worldmodel.evaluation.simulator import OracleWorldModel, SimulatorWorldModel
 from worldmodel.models.world_model import WorldModel, make_encode_fn
 
-# The arm envs' 7-D action `[dx, dy, dz, droll, dpitch, dyaw, dgripper]` (envs/arm.py).
-ARM_ACTION_DIM, ARM_ROTATION_DIMS, ARM_GRIPPER_DIM = 7, (3, 4, 5), 6
+# Action names (an env's `action_names`) of rotation dims, which `plan.fix_rotation` holds at 0 as
+# the official planner does, and of the gripper dim, which CEM gives its own momentum.
+ROTATION_ACTIONS = ("droll", "dpitch", "dyaw")
+GRIPPER_ACTIONS = ("dgripper", "gripper")
 SIMULATOR_ROWS = ("oracle", "simulator")
 
 
@@ -29,19 +31,20 @@ def env_kwargs_for(env_id: str, config: Config) -> dict[str, Any]:
     return {"split": config.eval.split} if env_id in ENV_IDS.values() else {}
 
 
-def action_bounds(action_space: spaces.Box, fix_rotation: bool) -> ActionBounds:
-    """The env's action box; for a 7-D arm also its gripper dim and, if asked, its rotation dims
-    held at 0 (as the official planner)."""
-    arm = action_space.shape[0] == ARM_ACTION_DIM
-    fixed = ARM_ROTATION_DIMS if arm and fix_rotation else ()
-    return ActionBounds.from_box(action_space, fixed_dims=fixed, gripper_dim=ARM_GRIPPER_DIM if arm else None)
+def action_bounds(env: gym.Env, fix_rotation: bool) -> ActionBounds:
+    """The env's action box, with the rotation and gripper dims its `action_names` declare (an env
+    without names gets a plain box: no dim fixed, no gripper)."""
+    names = list(getattr(env.unwrapped, "action_names", ()) or ())
+    rotation = [i for i, n in enumerate(names) if n in ROTATION_ACTIONS] if fix_rotation else []
+    gripper = next((i for i, n in enumerate(names) if n in GRIPPER_ACTIONS), None)
+    return ActionBounds.from_box(env.action_space, fixed_dims=rotation, gripper_dim=gripper)
 
 
-def build_planner(config: Config, action_space: spaces.Box, row: str) -> PlannerBase:
+def build_planner(config: Config, env: gym.Env, row: str) -> PlannerBase:
     """The row's planner: `plan.*`, with the `eval.sim_*` budget and output on the simulator rows;
     `random` plans one uniform random action, `shooting` is random shooting at the `plan.*` budget."""
     plan = config.plan
-    bounds = action_bounds(action_space, plan.fix_rotation)
+    bounds = action_bounds(env, plan.fix_rotation)
     if row == "random":
         return make_planner(
             plan, bounds=bounds, planner="random", horizon=1, execute=1, samples=1, iterations=1

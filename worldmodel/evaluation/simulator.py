@@ -1,17 +1,9 @@
-"""World models that roll candidates through the real simulator: the diagnostics of issue 10.
+"""World models that roll candidates through the real simulator, to tell which part limits success.
 
-- `SimulatorWorldModel(encode_fn)`: the planner's latent energy with PERFECT dynamics. Each
-  candidate action sequence is executed in a copy of the episode's MuJoCo state, the final frame
-  is rendered and encoded. This measures the encoder's energy alone.
-- `OracleWorldModel()`: the same simulator rollouts, but the "latent" is the task's true
-  positions (one token), so the latent L1 energy becomes the true task distance: the planner's
-  ceiling on each task.
-
-Both implement the planners' `WorldModel` protocol and the MPC loop's `EpisodeLatents`. The
-planner passes candidate rows, not episode ids, so `observe()` binds each episode's simulator
-state, appearance and observation latent, and `rollout` finds a row's episode by exact equality of
-its `z0` with the bound latents (rows are copies of them).
-Costly by design (one real env step per candidate step): use few samples, e.g. 64 x 3 iterations.
+`SimulatorWorldModel` keeps the planner's latent energy but has perfect dynamics (the encoder alone);
+`OracleWorldModel` also swaps the latent for the task's true positions (the planner's ceiling).
+Both implement the planners' `WorldModel` and the MPC loop's `EpisodeLatents`. Costly by design
+(one real env step per candidate step): use few samples. See docs/design-notes.md.
 """
 
 from __future__ import annotations
@@ -70,6 +62,7 @@ class SimulatorWorldModel:
         return self.encode_fn(images)
 
     def _episode_of(self, z0: Tensor) -> Tensor:
+        """Each candidate row's episode: the bound latent its `z0` equals exactly (rows are copies)."""
         assert self._z is not None, "call observe() or bind() before planning with simulator dynamics"
         flat = z0.detach().reshape(len(z0), -1)
         matches = (flat[:, None, :] == self._z[None, :, :]).all(dim=-1)  # [B,E]

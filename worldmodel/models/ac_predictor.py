@@ -17,10 +17,11 @@ import torch.nn.functional as F
 import torch.utils.checkpoint
 from torch import Tensor, nn
 
+from worldmodel.common.configs import validated, with_overrides
 from worldmodel.common.errors import ConfigError, UserError
 from worldmodel.common.errors import require as _need
 from worldmodel.models.rope import TILINGS, apply_rope, rope_tables
-from worldmodel.models.vit import MLP, Attention, init_weights, rescale_blocks
+from worldmodel.models.vit import Attention, Block, init_weights, rescale_blocks
 
 # name -> overrides of the ACPredictorConfig defaults
 _PRESETS: dict[str, dict[str, object]] = {
@@ -60,7 +61,7 @@ class ACPredictorConfig:
     grid_h: int = 2  # token grid per frame, after latent pooling
     grid_w: int = 2
     use_extrinsics: bool = False
-    predict_delta: bool = False  # predict z_{t+1} - z_t instead of z_{t+1} (DESIGN §9 lever)
+    predict_delta: bool = False  # predict z_{t+1} - z_t instead of z_{t+1} (benchmarks/experiments.md §6)
     # Targets and predictions are layer-normed (official). False for readout latents (keypoint
     # coordinates), whose absolute values are the positions (worldmodel/models/readout.py).
     layer_norm_latents: bool = True
@@ -75,11 +76,7 @@ class ACPredictorConfig:
         if name not in _PRESETS:
             raise ConfigError(f"unknown AC predictor size '{name}': expected one of {', '.join(PRESETS)}")
         cfg = cls(**_PRESETS[name])  # type: ignore[arg-type]
-        for key, value in overrides.items():
-            if not hasattr(cfg, key):
-                raise ConfigError(f"unknown AC predictor config key '{key}'")
-            setattr(cfg, key, value)
-        return cfg
+        return with_overrides(cfg, overrides, "AC predictor")
 
     @property
     def head_dim(self) -> int:
@@ -168,17 +165,10 @@ class ACAttention(Attention):
         return self.proj(out.transpose(1, 2).reshape(b, n, c)), (k, v)
 
 
-class ACBlock(nn.Module):
-    """Pre-norm block with the official parameter names (norm1, attn.qkv/proj, norm2, mlp.fc1/fc2)."""
+class ACBlock(Block):
+    """The encoder's pre-norm block (same parameter names) with cached attention."""
 
-    def __init__(
-        self, dim: int, num_heads: int, mlp_hidden: int, qkv_bias: bool = True, norm_eps: float = 1e-6
-    ) -> None:
-        super().__init__()
-        self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
-        self.attn = ACAttention(dim, num_heads, qkv_bias)
-        self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
-        self.mlp = MLP(dim, mlp_hidden)
+    attention_class = ACAttention
 
     def forward(
         self,
@@ -233,9 +223,7 @@ class ACPredictor(nn.Module):
 
     def __init__(self, cfg: ACPredictorConfig | None = None) -> None:
         super().__init__()
-        cfg = cfg or ACPredictorConfig()
-        cfg.validate()
-        self.cfg = cfg
+        self.cfg = cfg = validated(cfg, ACPredictorConfig)
         w = cfg.width
         self.predictor_embed = nn.Linear(cfg.embed_dim, w)
         self.action_encoder = nn.Linear(cfg.action_dim, w)

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from worldmodel.common.configs import validated
 from worldmodel.common.errors import ConfigError
 from worldmodel.common.errors import require as _need
 from worldmodel.models.augment import colour_view
@@ -208,9 +209,7 @@ def batch_collapse_stats(tokens: Tensor) -> tuple[Tensor, Tensor]:
 class JEPA(nn.Module):
     def __init__(self, cfg: JEPAConfig | None = None) -> None:
         super().__init__()
-        cfg = cfg or JEPAConfig()
-        cfg.validate()
-        self.cfg = cfg
+        self.cfg = cfg = validated(cfg, JEPAConfig)
         self.encoder = VisionTransformer(cfg.encoder)
         self.predictor = Predictor(
             cfg.predictor, cfg.encoder.embed_dim, len(cfg.masks.generators), cfg.encoder.rope_tiling

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
+from worldmodel.common.configs import validated
 from worldmodel.common.errors import ConfigError
 from worldmodel.models.jepa import (
     MaskedTokenPredictor,
@@ -71,9 +72,7 @@ class MAEDecoder(MaskedTokenPredictor):
 class MAE(nn.Module):
     def __init__(self, cfg: MAEConfig | None = None) -> None:
         super().__init__()
-        cfg = cfg or MAEConfig()
-        cfg.validate()
-        self.cfg = cfg
+        self.cfg = cfg = validated(cfg, MAEConfig)
         enc = cfg.encoder
         self.encoder = VisionTransformer(enc)
         patch_dim = enc.tubelet_size * enc.patch_size**2 * enc.in_chans

@@ -1,15 +1,9 @@
 """Multi-block 3-D tube masks, as the official V-JEPA / V-JEPA 2 stage-1 masking.
 
-A generator samples ONE block size per batch (spatial area = `spatial_scale` of the frame, aspect
-ratio in `aspect_ratio`, time extent `temporal_scale` of the clip: 1.0 = full-length tubes), then for
-each sample places `num_blocks` such blocks at random positions. The union of the blocks is the
-target (what the predictor must predict); the complement is the context the encoder sees, re-sampled
-until it is non-empty. Indices are sorted flat token positions in the (t, h, w) grid. Within a batch
-every sample keeps the same number of context and of target tokens: each list is truncated to the
-batch minimum (as the official collator does), so they stack into `[B, Nc]` / `[B, Nt]` tensors.
-
-Official V-JEPA 2 settings (the defaults): 8 blocks x 15 % and 2 blocks x 70 %, aspect 0.75-1.5,
-full time extent. All randomness comes from a caller-supplied, seeded `torch.Generator`.
+The union of random blocks is the predictor's target and the complement the encoder's context;
+lists are truncated to the batch minimum so they stack into `[B, Nc]` / `[B, Nt]` tensors. The
+defaults are the official settings, and all randomness comes from a caller-supplied, seeded
+`torch.Generator`. Generator details: docs/design-notes.md.
 """
 
 from __future__ import annotations

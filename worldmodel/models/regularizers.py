@@ -1,14 +1,8 @@
 """Optional anti-collapse terms for stage-1 pretraining (off by default; V-JEPA uses none).
 
-At our scale a short JEPA run can lower its loss by predicting the position-dependent mean token
-(DESIGN.md §9): per-image content fades, and latent distances stop tracking the scene. These terms
-act on the context encoder's per-clip features `[B, D]` (mean over the visible tokens) and push
-them to spread across the batch:
-
-- `vc`: VICReg's variance hinge (std of every dimension >= 1) plus its off-diagonal covariance
-  penalty (decorrelated dimensions).
-- `sigreg`: LeJEPA's sketched isotropic-Gaussian regulariser: random 1-D projections of the
-  features are compared with N(0, 1) through the Epps-Pulley characteristic-function statistic.
+At our scale a short JEPA run can lower its loss by predicting the position-dependent mean token.
+`vc` (VICReg variance/covariance) and `sigreg` (LeJEPA's sketched Gaussian test) push the context
+encoder's per-clip features `[B, D]` to spread across the batch. See docs/design-notes.md.
 """
 
 from __future__ import annotations

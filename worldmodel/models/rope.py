@@ -1,21 +1,10 @@
 """3-D rotary position embeddings (RoPE) on queries and keys, as in the official V-JEPA 2.
 
-Each attention head of size `head_dim` is split into a time part, a height part and a width part of
-`axis_dim(head_dim) = 2 * ((head_dim // 3) // 2)` dims each (in that order); any leftover dims at the
-end are not rotated. Within one axis part of size `d`, the frequencies are `base ** -(j / (d/2))` for
-j < d/2, and the angle vector over the `d` dims is those d/2 angles *tiled* (`repeat`):
-`[a0 .. a_{d/2-1}, a0 .. a_{d/2-1}]`, while the rotation pairs are adjacent dims `(2i, 2i+1)`.
-So the two dims of a pair generally get *different* angles: this is the official code's known quirk
-(`repeat` where `repeat_interleave` was meant). Official weights were trained with it, so it is
-the default here (`tiling="repeat"`); `tiling="interleave"` gives textbook RoPE, for which q.k
-depends only on the position difference. With "repeat" that relative property does NOT hold exactly.
-
-Everything is expressed as precomputed `cos`/`sin` tables over the whole head dim (leftover dims
-get cos=1, sin=0), computed once per forward and applied in every block:
-    rotated = x * cos + pair_swap(x) * sin,   pair_swap(x)[2i] = -x[2i+1], pair_swap(x)[2i+1] = x[2i]
-Positions are per token `(t, h, w)` floats, so masked token subsets, arbitrary grids, and time-only
-RoPE (positions `(t, 0, 0)`: height/width parts are left unrotated, exactly what the official
-action-conditioned predictor does for its action/state tokens) all use the same code path.
+The head is split into time, height and width parts rotated from precomputed `cos`/`sin` tables.
+The default `tiling="repeat"` reproduces the official frequency tiling (so official weights load),
+although q.k is then not exactly a function of the position difference; `"interleave"` is textbook
+RoPE. Positions are per-token `(t, h, w)` floats, so masked subsets and time-only tokens share one
+code path. Details: docs/design-notes.md.
 """
 
 from __future__ import annotations

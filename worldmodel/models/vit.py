@@ -18,6 +18,7 @@ import torch.nn.functional as F
 import torch.utils.checkpoint
 from torch import Tensor, nn
 
+from worldmodel.common.configs import validated, with_overrides
 from worldmodel.common.errors import ConfigError, UserError
 from worldmodel.common.errors import require as _need
 from worldmodel.models.rope import TILINGS, apply_rope, grid_positions, index_positions, rope_tables
@@ -61,11 +62,7 @@ class ViTConfig:
         cfg = cls(
             embed_dim=dim, depth=depth, num_heads=heads, mlp_hidden=hidden, patch_size=patch, img_size=img
         )
-        for key, value in overrides.items():
-            if not hasattr(cfg, key):
-                raise ConfigError(f"unknown encoder config key '{key}'")
-            setattr(cfg, key, value)
-        return cfg
+        return with_overrides(cfg, overrides, "encoder")
 
     @property
     def head_dim(self) -> int:
@@ -157,12 +154,14 @@ class Attention(nn.Module):
 class Block(nn.Module):
     """Pre-norm transformer block: x + attn(norm1(x)); x + mlp(norm2(x))."""
 
+    attention_class: type[Attention] = Attention
+
     def __init__(
         self, dim: int, num_heads: int, mlp_hidden: int, qkv_bias: bool = True, norm_eps: float = 1e-6
     ) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
-        self.attn = Attention(dim, num_heads, qkv_bias)
+        self.attn = self.attention_class(dim, num_heads, qkv_bias)
         self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
         self.mlp = MLP(dim, mlp_hidden)
 
@@ -231,9 +230,7 @@ def gather_tokens(x: Tensor, index: Tensor) -> Tensor:
 class VisionTransformer(nn.Module):
     def __init__(self, cfg: ViTConfig | None = None) -> None:
         super().__init__()
-        cfg = cfg or ViTConfig()
-        cfg.validate()
-        self.cfg = cfg
+        self.cfg = cfg = validated(cfg, ViTConfig)
         self.embed_dim = cfg.embed_dim
         self.patch_embed = PatchEmbed3D(cfg.in_chans, cfg.embed_dim, cfg.patch_size, cfg.tubelet_size)
         self.blocks = nn.ModuleList(

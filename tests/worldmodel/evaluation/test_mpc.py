@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
@@ -17,7 +18,7 @@ from worldmodel.models.tokens import pixel_tokens, pool_tokens
 
 def reach_planner(samples: int = 32, iterations: int = 3):
     env = make_env("jepa_wm/Reach-v0", render_pixels=False)
-    bounds = action_bounds(env.action_space, fix_rotation=True)  # rotation fixed, gripper dim 6
+    bounds = action_bounds(env, fix_rotation=True)  # rotation fixed, gripper dim 6
     return make_planner("cem", bounds=bounds, samples=samples, iterations=iterations, horizon=1)
 
 
@@ -42,7 +43,7 @@ def test_random_planner_budget_does_not_solve_reach() -> None:
     env = make_env(env_id, render_pixels=False)
     planner = make_planner(
         "random",
-        bounds=action_bounds(env.action_space, fix_rotation=True),
+        bounds=action_bounds(env, fix_rotation=True),
         samples=1,
         iterations=1,
         horizon=1,
@@ -115,7 +116,7 @@ def test_mpc_aims_at_each_pickplace_subgoal_in_turn() -> None:
     env = make_env(env_id, render_pixels=False)
     env.reset(seed=7)
     expected = [torch.tensor(goal_feature(env.unwrapped, s)).float() for s in env.unwrapped.subgoal_scenes()]
-    bounds = action_bounds(env.action_space, fix_rotation=True)
+    bounds = action_bounds(env, fix_rotation=True)
     planner = RecordingPlanner(make_planner("cem", bounds=bounds, samples=8, iterations=1, horizon=1))
     run_mpc(env_id, OracleWorldModel(env_id, {}), planner, [7], 6, {"render_pixels": False}, subgoals=True)
     assert len(planner.goals) == 6
@@ -124,11 +125,20 @@ def test_mpc_aims_at_each_pickplace_subgoal_in_turn() -> None:
     assert not torch.allclose(expected[0], expected[2])
 
 
-def test_action_bounds_hold_the_arm_rotation_and_name_its_gripper() -> None:
-    space = make_env("jepa_wm/Reach-v0", render_pixels=False).action_space
-    fixed = action_bounds(space, fix_rotation=True)
+def test_action_bounds_read_rotation_and_gripper_dims_from_the_env_action_names() -> None:
+    env = make_env("jepa_wm/Reach-v0", render_pixels=False)
+    fixed = action_bounds(env, fix_rotation=True)
     assert torch.nonzero(fixed.fixed_mask).flatten().tolist() == [3, 4, 5] and fixed.gripper_dim == 6
-    free = action_bounds(space, fix_rotation=False)
+    free = action_bounds(env, fix_rotation=False)
     assert not free.fixed_mask.any() and free.gripper_dim == 6
-    other = action_bounds(spaces.Box(-1.0, 1.0, (2,)), fix_rotation=True)  # not the 7-D arm
-    assert not other.fixed_mask.any() and other.gripper_dim is None
+    # A 7-D env without action names is not taken for our arm: a plain box.
+    unnamed = gym.Env()
+    unnamed.action_space = spaces.Box(-1.0, 1.0, (7,))
+    plain = action_bounds(unnamed, fix_rotation=True)
+    assert not plain.fixed_mask.any() and plain.gripper_dim is None
+    # Names in another order are found where they are.
+    named = gym.Env()
+    named.action_space = spaces.Box(-1.0, 1.0, (4,))
+    named.action_names = ("dgripper", "dx", "dyaw", "dy")
+    moved = action_bounds(named, fix_rotation=True)
+    assert torch.nonzero(moved.fixed_mask).flatten().tolist() == [2] and moved.gripper_dim == 0
