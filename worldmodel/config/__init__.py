@@ -1,0 +1,1 @@
+"""The typed `wm` config: one dataclass section per stage, YAML presets, `key=value` overrides."""

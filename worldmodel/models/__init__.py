@@ -1,0 +1,1 @@
+"""The networks and their files: ViT, JEPA/MAE, AC predictor, readout, checkpoints, `WorldModel`."""
