@@ -9,7 +9,7 @@ from PIL import Image
 def test_envs_list_shows_every_task(wm) -> None:
     result = wm("envs", "list")
     assert result.returncode == 0, result.stderr
-    for task in ("Reach-v0", "Push-v0", "PickPlace-v0"):
+    for task in ("Reach-v0", "Push-v0", "Grasp-v0", "PickPlace-v0"):
         assert task in result.stdout
 
 
