@@ -84,7 +84,7 @@ def evaluate(config: Config, progress: bool = True) -> list[RowResult]:
         probe_env = make_env(env_id, **env_kwargs)
         for row in ev.rows:
             planner = build_planner(config, probe_env, row)
-            wm = build_world_model(row, env_id, env_kwargs, config)
+            wm = build_world_model(row, env_id, env_kwargs, config, probe_env.action_space)
             seeds = [1_000_000 + config.run.seed * 1000 + i for i in range(ev.episodes)]
             if progress:
                 print(

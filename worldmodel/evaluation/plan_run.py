@@ -114,6 +114,7 @@ def plan_episode(
         pixels_shape = tuple(probe.observation_space["pixels"].shape)
         fps = float(getattr(probe.unwrapped, "control_hz", 0) or probe.metadata.get("render_fps", 5) or 5)
         planner = build_planner(config, probe, row)
+        action_space = probe.action_space
     finally:
         probe.close()
     goal = load_goal_image(goal_image, pixels_shape[:2]) if goal_image is not None else None
@@ -123,7 +124,7 @@ def plan_episode(
             f"--goal-image: cannot be combined with eval.subgoals listing {env_id} (sub-goals are the env's own scenes)"
         )
 
-    wm = build_world_model(row, env_id, env_kwargs, config)
+    wm = build_world_model(row, env_id, env_kwargs, config, action_space)
 
     def report(episode: int, step: int, energy: float, info: dict) -> None:
         if on_step is not None:

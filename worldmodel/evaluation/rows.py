@@ -12,7 +12,7 @@ from typing import Any
 
 import gymnasium as gym
 
-from envs.registration import ENV_IDS, make_env
+from envs.registration import ENV_IDS
 from planners import ActionBounds, PlannerBase, make_planner
 from worldmodel.common.errors import UserError
 from worldmodel.config.schema import Config
@@ -59,7 +59,9 @@ def build_planner(config: Config, env: gym.Env, row: str) -> PlannerBase:
     return make_planner(plan, bounds=bounds)
 
 
-def build_world_model(row: str, env_id: str, env_kwargs: dict[str, Any], config: Config) -> Any:
+def build_world_model(
+    row: str, env_id: str, env_kwargs: dict[str, Any], config: Config, action_space: gym.spaces.Box
+) -> Any:
     """The oracle (also the random row's: it needs no model and is the cheapest), the simulator
     with `eval.encoder`, or the learned world model of `eval.world_model`."""
     if row in ("oracle", "random"):
@@ -70,8 +72,9 @@ def build_world_model(row: str, env_id: str, env_kwargs: dict[str, Any], config:
         )
     if not config.eval.world_model:
         raise UserError(f"eval row '{row}': set eval.world_model to an AC run folder (stage 2, `wm train`)")
-    space = make_env(env_id, **env_kwargs).action_space
-    return WorldModel.from_run(config.eval.world_model, action_low=space.low, action_high=space.high)
+    return WorldModel.from_run(
+        config.eval.world_model, action_low=action_space.low, action_high=action_space.high
+    )
 
 
 def planner_label(planner: PlannerBase) -> str:
