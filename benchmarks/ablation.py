@@ -4,7 +4,7 @@ Same play data, predictor recipe, planner and budget for four latent spaces: our
 MAE (same backbone and data), a random-init ViT and raw pixels; the last two are exported as
 encoder files so they run through the very same cache, predictor and eval. Each gets the probe (on
 the planner's latent and on the pooled encoder) and success per task. Stages are reused when run
-again; writes benchmarks/results/ablation.json and the README table between the ABLATION markers.
+again; writes benchmarks/results/ablation.json and the table between the ABLATION markers of docs/results.md.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import json
 from functools import partial
 from pathlib import Path
 
-from benchmarks.common import README, StudyParser, positive, replace_readme_block, write_result
+from benchmarks.common import RESULTS_PAGE, StudyParser, positive, replace_block, write_result
 from worldmodel.common.errors import UserError
 from worldmodel.common.threads import use_threads
 from worldmodel.config.schema import Config, load_config
@@ -169,8 +169,8 @@ def table(results: dict[str, dict], tasks: list[str], rows: list[str]) -> str:
     return "\n".join(lines)
 
 
-def update_readme(markdown: str, readme: Path = README) -> None:
-    replace_readme_block(markdown, START, END, "Ablation: four latent spaces", readme)
+def update_page(markdown: str, page: Path = RESULTS_PAGE) -> None:
+    replace_block(markdown, START, END, "Ablation: four latent spaces", page)
 
 
 def main(argv: list[str] | None = None) -> dict[str, dict]:
@@ -218,7 +218,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
     }
     write_result("ablation", config, figures, args.results_dir)
     if not args.no_readme:
-        update_readme(markdown)
+        update_page(markdown)
     return results
 
 

@@ -58,17 +58,20 @@ def write_timing_result(
     return path
 
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+REPO = Path(__file__).resolve().parent.parent
+README = REPO / "README.md"
+# The full result tables; the README carries a short generated summary of them.
+RESULTS_PAGE = REPO / "docs" / "results.md"
 
 
-def replace_readme_block(markdown: str, start: str, end: str, heading: str, readme: Path = README) -> None:
-    """Put `markdown` between the `start` and `end` markers (appended under `heading` if absent)."""
-    text = readme.read_text()
+def replace_block(markdown: str, start: str, end: str, heading: str, page: Path = RESULTS_PAGE) -> None:
+    """Put `markdown` between the `start` and `end` markers of `page` (appended under `heading` if absent)."""
+    text = page.read_text()
     if start not in text or end not in text:
         text += f"\n## {heading}\n\n{start}\n{end}\n"
     head, rest = text.split(start, 1)
     _, tail = rest.split(end, 1)
-    readme.write_text(f"{head}{start}\n{markdown}\n{end}{tail}")
+    page.write_text(f"{head}{start}\n{markdown}\n{end}{tail}")
 
 
 class StudyParser(argparse.ArgumentParser):
@@ -84,9 +87,11 @@ class StudyParser(argparse.ArgumentParser):
         self.add_argument("--probe-episodes", type=positive, default=100, help=probe_episodes_help)
 
     def add_output_options(self, result: str, overrides_help: str) -> None:
-        """The options every study ends with: where its result goes, the README switch, overrides."""
+        """The options every study ends with: where its result goes, the results-page switch, overrides."""
         self.add_argument("--results-dir", type=Path, default=RESULTS_DIR, help=f"where {result}.json goes")
-        self.add_argument("--no-readme", action="store_true", help="do not rewrite the README table")
+        self.add_argument(
+            "--no-readme", action="store_true", help="do not rewrite the table in docs/results.md"
+        )
         self.add_argument("overrides", nargs="*", help=overrides_help)
 
 

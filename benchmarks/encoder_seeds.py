@@ -4,7 +4,7 @@ One training seed decides nothing at this scale: two seeds of one recipe differ 
 than the methods do (experiments §30). So every seed trains each encoder and probes it like
 `wm probe`; the table gives per-seed figures, mean ± sd, and ours minus each baseline with its
 standard error. Stages are reused when run again; writes benchmarks/results/encoder_seeds.json and
-the README table between the ENCODER-SEEDS markers.
+the table between the ENCODER-SEEDS markers of docs/results.md.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import math
 import statistics
 from pathlib import Path
 
-from benchmarks.common import StudyParser, replace_readme_block, write_result
+from benchmarks.common import StudyParser, replace_block, write_result
 from worldmodel.common.threads import use_threads
 from worldmodel.config.schema import Config, load_config
 from worldmodel.evaluation.demo import collect_stage, pretrain_stage, run_stage, say
@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     }
     write_result("encoder_seeds", config, figures, args.results_dir)
     if not args.no_readme:
-        replace_readme_block(markdown, START, END, "Stage-1 encoders over training seeds")
+        replace_block(markdown, START, END, "Stage-1 encoders over training seeds")
     return summary
 
 

@@ -1,7 +1,8 @@
-"""`make bench` / `wm bench`: run every benchmark, then regenerate the README results table.
+"""`make bench` / `wm bench`: run every benchmark, then regenerate the result tables.
 
-Each benchmark writes benchmarks/results/<name>.json (machine info, git commit, config, figures);
-the README table between the `BENCH-TABLE` markers is rebuilt from those files only.
+Each benchmark writes benchmarks/results/<name>.json (machine info, git commit, config, figures).
+From those files only, the full table between the `BENCH-TABLE` markers of docs/results.md and the
+README's short summary (`SUMMARY` markers, the figures a user asks for first) are rebuilt.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from benchmarks import (
     pretrain_compare,
     rollout_speed,
 )
-from benchmarks.common import RESULTS_DIR, replace_readme_block
+from benchmarks.common import README, RESULTS_DIR, replace_block
 
 # Every entry point takes its own command-line options (`[]`: the defaults).
 Main = Callable[[list[str]], object]
@@ -35,10 +36,57 @@ BENCHMARKS: dict[str, Main] = {
     "cache_speed": cache_speed.main,
     "demo_stages": demo_stages.main,  # the whole tiny demo from nothing: ~10 min here
 }
-# By name only, each with its own options and README table: `wm bench ablation` (~30 min) and
+# By name only, each with its own options and results-page table: `wm bench ablation` (~30 min) and
 # `wm bench encoder_seeds` (~10 min per seed).
 STUDIES: dict[str, Main] = {"ablation": ablation.main, "encoder_seeds": encoder_seeds.main}
 START, END = "<!-- BENCH-TABLE:START -->", "<!-- BENCH-TABLE:END -->"
+SUMMARY_START, SUMMARY_END = "<!-- SUMMARY:START -->", "<!-- SUMMARY:END -->"
+# The README's rows: (what a user asks, result file, figure, how to print it).
+SUMMARY_ROWS = (
+    ("`make demo` pipeline, tiny preset, install excluded", "demo_stages", "pipeline_s", "{:.0f} s"),
+    (
+        "Reach success, CEM + learned world model (tiny, 10 held-out episodes)",
+        "ablation",
+        "ours Reach-v0 learned",
+        "{:.0%}",
+    ),
+    (
+        "Push success, CEM + learned world model (tiny, 10 held-out episodes)",
+        "ablation",
+        "ours Push-v0 learned",
+        "{:.0%}",
+    ),
+    (
+        "planner latent vs hand distance, rank correlation (Push, held-out)",
+        "ablation",
+        "ours rank_corr_ee",
+        "{:.2f}",
+    ),
+    (
+        "planner latent vs cube distance, rank correlation (Push, held-out)",
+        "ablation",
+        "ours rank_corr_cube",
+        "{:.2f}",
+    ),
+    (
+        "one planned action, CEM 256 x 5, horizon 5, 4 tokens, 1 thread",
+        "planner_speed",
+        "batched_ms_per_action",
+        "{:,.0f} ms",
+    ),
+    (
+        "play-data collection, 2 workers, 64x64 frames",
+        "data_throughput",
+        "collect_fps_2_workers",
+        "{:.0f} frames/s",
+    ),
+    (
+        "KV-cached vs recomputed rollout, 4 tokens per frame",
+        "rollout_speed",
+        "tokens4_speedup",
+        "{:.1f}x faster",
+    ),
+)
 
 
 def run(names: tuple[str, ...] = tuple(BENCHMARKS)) -> None:
@@ -70,9 +118,33 @@ def table() -> str:
     return "\n".join(lines)
 
 
+def summary() -> str:
+    """The README's table: each row's figure, with the run it comes from and the machine named."""
+    lines = ["| measured | value | from (date, commit) |", "|---|---|---|"]
+    machines = set()
+    for label, name, key, form in SUMMARY_ROWS:
+        path = RESULTS_DIR / f"{name}.json"
+        if not path.is_file():
+            lines.append(f"| {label} | not measured | `wm bench {name}` |")
+            continue
+        result = json.loads(path.read_text())
+        value = result.get("figures", {}).get(key)
+        cell = "not measured" if value is None else form.format(value)
+        lines.append(
+            f"| {label} | {cell} | `{name}` ({result['date'][:10]}, {(result.get('git_commit') or '?')[:8]}) |"
+        )
+        m = result.get("machine", {})
+        machines.add(
+            f"{m.get('cpu_count', '?')} CPU cores ({m.get('processor', '?')}), no GPU, torch {m.get('torch', '?')}"
+        )
+    return "\n".join([*lines, "", "Machine: " + "; ".join(sorted(machines)) + "."])
+
+
 def update_readme() -> None:
-    replace_readme_block(table(), START, END, "Benchmark results")
-    print(f"[bench] README table regenerated from {RESULTS_DIR}")
+    """Rewrite the full table in docs/results.md and the README's summary, from the JSON files."""
+    replace_block(table(), START, END, "Benchmark results")
+    replace_block(summary(), SUMMARY_START, SUMMARY_END, "Results", README)
+    print(f"[bench] docs/results.md and README tables regenerated from {RESULTS_DIR}")
 
 
 if __name__ == "__main__":

@@ -192,12 +192,25 @@ def render_preview(env_id: str, seed: int = 0, image_size: int = 256, split: str
     kwargs = {k: v for k, v in wanted.items() if k in names}
     if split != "train" and "split" not in kwargs:
         raise ValueError(f"env '{env_id}': has no visual-variation splits (split={split!r} given)")
+    obs, info = _checked_reset(env_id, seed, kwargs)
+    return np.concatenate([obs["pixels"], info["goal_pixels"]], axis=1)
+
+
+def render_goal(env_id: str, seed: int = 0, **env_kwargs: Any) -> np.ndarray:
+    """The goal image `reset(seed=seed)` gives, uint8 [H, W, 3], of the env made with `env_kwargs`
+    (`wm envs goal` passes the keywords `wm plan` makes its env with)."""
+    _, info = _checked_reset(env_id, seed, env_kwargs)
+    return np.asarray(info["goal_pixels"], dtype=np.uint8).copy()
+
+
+def _checked_reset(env_id: str, seed: int, kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """`reset(seed=seed)` of a fresh env, its spaces and outputs checked against the protocol."""
     env = make_env(env_id, **kwargs)
     try:
         check_protocol(env)
         obs, info = env.reset(seed=seed)
         check_step_output(env_id, obs, info)
-        return np.concatenate([obs["pixels"], info["goal_pixels"]], axis=1)
+        return obs, info
     finally:
         env.close()
 

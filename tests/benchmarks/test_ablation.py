@@ -6,7 +6,7 @@ import json
 
 from omegaconf import OmegaConf
 
-from benchmarks.ablation import END, START, table, update_readme
+from benchmarks.ablation import END, START, table, update_page
 from tests.conftest import TINY_PIPELINE
 
 TINY = [s for s in TINY_PIPELINE if not s.startswith("eval.tasks=")]  # --tasks sets them
@@ -65,8 +65,8 @@ def test_table_and_readme_block_are_rewritten_in_place(tmp_path) -> None:
     assert markdown.splitlines()[0].endswith("| Reach-v0 simulator | Reach-v0 learned |")
     readme = tmp_path / "README.md"
     readme.write_text("# title\n")
-    update_readme("first", readme)
-    update_readme(markdown, readme)
+    update_page("first", readme)
+    update_page(markdown, readme)
     text = readme.read_text()
     assert text.count(START) == 1 and text.count(END) == 1
     assert "first" not in text and "| raw pixels |" in text and text.startswith("# title\n")

@@ -69,6 +69,26 @@ def test_bad_overrides_raise_one_clear_line(overrides: list[str], fragment: str)
     assert "\n" not in message
 
 
+@pytest.mark.parametrize(
+    ("overrides", "section", "hint"),
+    [
+        (["episods=5"], "eval", "unknown config key 'episods', did you mean 'eval.episodes'?"),
+        (["eval.episods=5"], None, "unknown config key 'eval.episods', did you mean 'eval.episodes'?"),
+        (["plan.sampels=8"], None, "unknown config key 'plan.sampels', did you mean 'plan.samples'?"),
+    ],
+)
+def test_a_typo_gets_one_line_with_did_you_mean(overrides: list[str], section: str | None, hint: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(overrides, section=section)
+    assert hint in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_far_off_key_gets_no_suggestion() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(["frobnicate=1"])
+    assert "did you mean" not in str(info.value)
+
+
 def test_config_show_cli_prints_resolved_yaml(wm) -> None:
     result = wm("config", "show", "small", "collect.episodes=5")
     assert result.returncode == 0, result.stderr
@@ -83,6 +103,12 @@ def test_config_show_cli_bad_key_exits_2_without_traceback(wm) -> None:
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().count("\n") == 0
     assert "collect.nope" in result.stderr
+
+
+def test_config_show_cli_typo_suggests_the_key(wm) -> None:
+    result = wm("config", "show", "tiny", "eval.episods=5")
+    assert result.returncode == 2
+    assert "did you mean 'eval.episodes'?" in result.stderr and result.stderr.strip().count("\n") == 0
 
 
 def test_debug_flag_shows_traceback() -> None:

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 
+from rich.table import Table
+
 from tests.conftest import TINY_PIPELINE
+from tests.worldmodel.evaluation.test_report import parse_report
+from worldmodel.common.console import PIPED_WIDTH, make_console
 from worldmodel.evaluation.demo import StageResult, write_stage_times
 
 
@@ -21,8 +25,15 @@ def test_demo_runs_then_reuses(wm, tmp_path) -> None:
     for stage in ("collect", "preview", "pretrain", "probe", "cache", "train", "eval"):
         assert f"[{stage}] finished" in first.stdout, stage
     assert "pipeline stages" in first.stdout and "does the latent track the task" in first.stdout
-    assert "scripted oracle" in first.stdout and "CEM, our latent, simulator" in first.stdout
-    assert "CEM + learned world model" in first.stdout
+    assert "scripted expert (privileged)" in first.stdout and "CEM, our latent, simulator" in first.stdout
+    assert "CEM + learned world model" in first.stdout and "oracle" not in first.stdout
+    # report.html shows the reference rows the terminal printed, with the same numbers.
+    report = parse_report(tmp_path / "runs" / "demo" / "tiny" / "eval" / "report.html")
+    printed = {line.split("│")[2].strip(): line for line in first.stdout.splitlines() if "│" in line}
+    for label in ("random actions", "scripted expert (privileged)"):
+        row = next(r for r in report.body_rows if r[1] == label)
+        success, distance = row[4].split(" [")[0], row[5]
+        assert success in printed[label] and distance in printed[label], (row, printed[label])
     assert (tmp_path / "runs" / "pretrain" / "tiny" / "encoder.safetensors").exists()
     assert (tmp_path / "runs" / "demo" / "tiny" / "eval" / "success.png").exists()
     video = tmp_path / "runs" / "demo" / "tiny" / "eval" / "videos" / "Reach-v0_learned.mp4"
@@ -51,3 +62,16 @@ def test_stage_times_survive_a_damaged_record(tmp_path) -> None:
     record = json.loads(path.read_text())
     assert record["collect"] == {"seconds": 1.5, "detail": "x", "last_status": "done"}
     assert record["eval"]["seconds"] == 0.0 and record["eval"]["last_status"] == "reused"
+
+
+def test_piped_console_is_wide_enough_for_every_cell(monkeypatch, capsys) -> None:
+    monkeypatch.delenv("COLUMNS", raising=False)
+    console = make_console()  # pytest captures stdout: not a terminal
+    assert console.width == PIPED_WIDTH
+    table = Table()
+    for column in ("latent", "cross-appearance EE error", "detail"):
+        table.add_column(column)
+    table.add_row("pretrain/tiny", "40.9 cm", "ac/tiny: rank corr EE 0.80; pretrain/tiny: rank corr EE 0.63")
+    console.print(table)
+    out = capsys.readouterr().out
+    assert "…" not in out and "cross-appearance EE error" in out and "pretrain/tiny: rank corr EE 0.63" in out

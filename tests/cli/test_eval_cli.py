@@ -20,6 +20,10 @@ def test_eval_writes_table_results_and_plots(wm, tmp_path) -> None:
         f"run.root={tmp_path}",
     )
     assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == (
+        "[eval] no world model: row simulator: latent 'pixels' (eval.encoder) with simulator dynamics; "
+        "row oracle: true positions with simulator dynamics; row random: uniform random actions"
+    )
     assert "zero-shot goal-image success" in result.stdout
     out = tmp_path / "eval" / "eval"
     payload = json.loads((out / "results.json").read_text())
@@ -42,6 +46,8 @@ def test_eval_learned_row_without_predictor_is_one_clear_line(wm, tmp_path) -> N
     result = wm("eval", "rows=[learned]", "episodes=1", "budget=1", f"run.root={tmp_path}")
     assert result.returncode == 2
     assert "eval.world_model" in result.stderr and "Traceback" not in result.stderr
+    assert f"{tmp_path / 'ac' / 'tiny'} holds no predictor.safetensors" in result.stderr
+    assert not (tmp_path / "eval").exists()  # refused before any row ran
 
 
 def test_eval_bad_config_is_one_line(wm) -> None:

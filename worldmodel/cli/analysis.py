@@ -11,15 +11,15 @@ from pathlib import Path
 
 import torch
 import typer
-from rich.console import Console
 
 from data.episodes import EpisodeReader
+from worldmodel.common.console import make_console
 from worldmodel.common.errors import UserError
 from worldmodel.evaluation.energy_map import energy_map, save_heatmap
 from worldmodel.evaluation.rollout_report import held_out_episodes, report_lines, rollout_report, write_report
 from worldmodel.models.world_model import WorldModel
 
-console = Console(soft_wrap=True)
+console = make_console()
 
 RUN_HELP = "AC run folder (runs/ac/<name>) with predictor.safetensors."
 DATA_HELP = "Dataset: an .h5 file or a directory of .h5 files."

@@ -11,17 +11,17 @@ import sys
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from data.checks import contact_sheet, info, validate
 from data.collect import collect
 from data.importers import import_lerobot, import_robomimic
+from worldmodel.common.console import make_console
 from worldmodel.common.errors import UserError
 from worldmodel.config.schema import load_config
 
 data_app = typer.Typer(help="Inspect, validate and import trajectory datasets.", no_args_is_help=True)
-console = Console(soft_wrap=True)
+console = make_console()
 
 OVERRIDES_HELP = "Config overrides as key=value, e.g. env=jepa_wm/Push-v0 episodes=200 workers=2 out=x.h5"
 

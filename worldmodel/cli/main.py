@@ -6,25 +6,29 @@ as one line on stderr with exit code 2; `--debug` (anywhere on the line) shows t
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 import typer
-from rich.console import Console
+from PIL import Image
 from rich.table import Table
 
 from benchmarks.run_all import BENCHMARKS, STUDIES, run, update_readme
-from envs.registration import import_user_module, list_tasks, render_preview
+from envs.registration import import_user_module, list_tasks, render_goal, render_preview
 from worldmodel.cli.analysis import energy_command, rollout_report_command
 from worldmodel.cli.data import collect_command, data_app
-from worldmodel.cli.plan import eval_command, plan_command
+from worldmodel.cli.plan import eval_command, load_evaluation_config, plan_command
+from worldmodel.common.console import make_console
 from worldmodel.common.errors import UserError
-from worldmodel.common.plots import save_side_by_side
+from worldmodel.common.plots import save_side_by_side, writable_output
 from worldmodel.common.threads import use_threads
-from worldmodel.config.schema import load_config, to_yaml
+from worldmodel.config.schema import SPLITS, Config, load_config, to_yaml
 from worldmodel.evaluation.demo import run_demo
 from worldmodel.evaluation.probe_run import run_probe, write_probe
+from worldmodel.evaluation.rows import env_kwargs_for
 from worldmodel.models.baseline_encoders import export_baseline
 from worldmodel.training.ac_train import train
 from worldmodel.training.embedding_cache import build_cache
@@ -48,8 +52,8 @@ app.command("collect")(collect_command)
 app.command("energy")(energy_command)
 app.command("rollout-report")(rollout_report_command)
 
-console = Console(soft_wrap=True)
-err_console = Console(stderr=True)
+console = make_console()
+err_console = make_console(stderr=True)
 
 OVERRIDES_HELP = "Config overrides as key=value (e.g. run.seed=1 env.split=heldout preset=small)."
 
@@ -65,13 +69,22 @@ def config_show(
     console.print(to_yaml(load_config(overrides, preset=preset)), end="", markup=False, highlight=False)
 
 
+ENVS_OVERRIDES_HELP = "Config overrides as key=value (e.g. import=my_pkg.my_envs split=heldout)."
+
+
+def import_user_envs(user_module: str, config: Config) -> None:
+    """Import the modules that register the user's envs (--import and import=)."""
+    for name in dict.fromkeys(m for m in (user_module, config.env.user_module) if m):
+        import_user_module(name)
+
+
 @envs_app.command("list")
 def envs_list(
+    overrides: list[str] = typer.Argument(None, help=ENVS_OVERRIDES_HELP),
     user_module: str = typer.Option("", "--import", help="Also import this module (registers your envs)."),
 ) -> None:
     """Table of the registered goal-image tasks."""
-    if user_module:
-        import_user_module(user_module)
+    import_user_envs(user_module, load_config(overrides))
     table = Table(title="jepa-wm goal-image tasks")
     rows = list_tasks()
     for column in rows[0]:
@@ -84,15 +97,19 @@ def envs_list(
 @envs_app.command("show")
 def envs_show(
     env_id: str = typer.Argument(..., help="Gymnasium id, e.g. jepa_wm/PickPlace-v0."),
+    overrides: list[str] = typer.Argument(None, help=ENVS_OVERRIDES_HELP),
     out: Path = typer.Option(..., "--out", help="PNG to write: first observation beside the goal image."),
-    seed: int = typer.Option(0, help="Reset seed (scene and goal)."),
+    seed: int = typer.Option(None, help="Reset seed (scene and goal; default: run.seed, i.e. seed=)."),
     size: int = typer.Option(256, help="Image size in pixels (16..256)."),
-    split: str = typer.Option("train", help="Visual-variation split: train or heldout."),
+    split: str = typer.Option("", help="Visual-variation split: train or heldout (default: env.split)."),
     user_module: str = typer.Option("", "--import", help="Import this module first (registers your envs)."),
 ) -> None:
-    """Render a task's first observation and its goal image side by side."""
-    if user_module:
-        import_user_module(user_module)
+    """Render a task's first observation and its goal image side by side (a figure to look at;
+    `wm envs goal` writes the goal image `wm plan --goal-image` takes)."""
+    config = load_config(overrides)
+    import_user_envs(user_module, config)
+    seed = config.run.seed if seed is None else seed
+    split = split or config.env.split
     image = render_preview(env_id, seed=seed, image_size=size, split=split)
     half = image.shape[1] // 2
     save_side_by_side(
@@ -101,7 +118,58 @@ def envs_show(
         title=f"{env_id}  (seed {seed}, split {split})",
         path=out,
     )
-    console.print(f"wrote {out}")
+    console.print(
+        f"wrote {out}: {env_id} seed {seed}, split {split}, first observation | goal image "
+        f"(`wm plan` plans on the {config.eval.split} split; `wm envs goal` writes a goal image for it)",
+        markup=False,
+        highlight=False,
+    )
+
+
+@envs_app.command("goal")
+def envs_goal(
+    env_id: str = typer.Argument(..., help="Gymnasium id, e.g. jepa_wm/Reach-v0 (as `wm plan --env`)."),
+    overrides: list[str] = typer.Argument(None, help=ENVS_OVERRIDES_HELP),
+    out: Path = typer.Option(..., "--out", help="PNG to write: the goal image, lossless, at the env's size."),
+    seed: int = typer.Option(None, help="Reset seed (default: run.seed, as `wm plan --seed`)."),
+    split: str = typer.Option(
+        "", help="Visual-variation split (default: eval.split, the one `wm plan` plans on)."
+    ),
+    user_module: str = typer.Option("", "--import", help="Import this module first (registers your envs)."),
+) -> None:
+    """Write the goal image the env gives after reset(seed), exactly as `wm plan --seed` plans
+    towards it: same split, same image size, as a lossless PNG for `wm plan --goal-image`."""
+    if split and split not in SPLITS:
+        raise UserError(f"option --split: expected {' or '.join(SPLITS)}, got '{split}'")
+    config = load_evaluation_config([*(overrides or []), *([f"eval.split={split}"] if split else [])])
+    import_user_envs(user_module, config)
+    if out.suffix.lower() != ".png":
+        raise UserError(
+            f"option --out: expected a .png file (the goal image is written losslessly), got '{out}'"
+        )
+    seed = config.run.seed if seed is None else seed
+    env_kwargs = env_kwargs_for(env_id, config)  # what `wm plan` makes the env with
+    goal = render_goal(env_id, seed, **env_kwargs)
+    write_png(goal, out)
+    height, width = goal.shape[:2]
+    console.print(
+        f"wrote {out}: goal image of {env_id}, seed {seed}, split {env_kwargs.get('split', '-')}, "
+        f"{width}x{height} (wm plan --env {env_id} --seed {seed} --goal-image {out})",
+        markup=False,
+        highlight=False,
+    )
+
+
+def write_png(image: np.ndarray, path: Path) -> Path:
+    """A lossless PNG of a uint8 [H,W,3] image, via a temp file and rename."""
+    path = writable_output(path)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    try:
+        Image.fromarray(image).save(tmp, format="PNG")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
 
 
 @app.command("pretrain")

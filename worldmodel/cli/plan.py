@@ -1,7 +1,8 @@
 """`wm eval` and `wm plan`: zero-shot goal-image evaluation, and one planned episode as a video.
 
-The logic lives in `worldmodel/evaluation/evaluate.py` and `worldmodel/evaluation/plan_run.py`; this module parses options,
-fails early on unwritable outputs and prints the tables.
+The logic lives in `worldmodel/evaluation/evaluate.py` and `worldmodel/evaluation/plan_run.py`; this
+module reads the overrides both commands share, picks the world model, fails early on unwritable
+outputs and prints the tables.
 """
 
 from __future__ import annotations
@@ -10,19 +11,50 @@ import os
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from envs.registration import require_registered
+from worldmodel.common.console import make_console
 from worldmodel.common.errors import UserError
 from worldmodel.common.plots import writable_output
 from worldmodel.common.threads import use_threads
-from worldmodel.config.schema import load_config
+from worldmodel.config.schema import Config, load_config
 from worldmodel.evaluation.evaluate import evaluate, write_outputs
-from worldmodel.evaluation.plan_run import check_row, default_row, load_goal_image, plan_episode, write_video
+from worldmodel.evaluation.plan_run import check_row, prepare_episode, run_episode, write_video
+from worldmodel.evaluation.rows import WORLD_MODEL_ROWS, choose_world_model
 
-console = Console(soft_wrap=True)
+console = make_console()
 
 OVERRIDES_HELP = "Config overrides as key=value (e.g. eval.episodes=4 eval.split=heldout preset=small)."
+
+
+def load_evaluation_config(overrides: list[str] | None) -> Config:
+    """The config of `wm eval`, `wm plan` and `wm envs goal`: a bare key of the eval or plan section
+    means the same under each (`encoder=` is eval.encoder, `split=` eval.split, `lr=` plan.lr)."""
+    return load_config(overrides, section=("eval", "plan"))
+
+
+def use_world_model(config: Config, rows: list[str], command: str) -> str:
+    """Set eval.world_model for rows that need one (the given run, else the active preset's) and
+    return one line saying which world model or latent is used, and why."""
+    needing = [r for r in rows if r in WORLD_MODEL_ROWS]
+    if needing:
+        choice = choose_world_model(config)
+        if not choice.path:
+            raise UserError(
+                f"row {', '.join(needing)}: no world model to plan with: {choice.reason}; "
+                f"set eval.world_model to an AC run folder"
+            )
+        config.eval.world_model = choice.path
+        return f"[{command}] world model {choice.path} for row {', '.join(needing)} ({choice.reason})"
+    parts = []
+    if "simulator" in rows:
+        parts.append(f"row simulator: latent '{config.eval.encoder}' (eval.encoder) with simulator dynamics")
+    if "oracle" in rows:
+        parts.append("row oracle: true positions with simulator dynamics")
+    if "random" in rows:
+        parts.append("row random: uniform random actions")
+    return f"[{command}] no world model: " + "; ".join(parts)
 
 
 def eval_command(overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP)) -> None:
@@ -31,11 +63,16 @@ def eval_command(overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP
     Keys (eval.*): tasks, episodes, budget (MPC steps), split,
     rows (oracle | simulator | learned, and the baselines random | shooting), encoder, latent_grid, sim_samples, sim_iterations, sim_output (mean | best), name; planner
     keys: plan.* (plan.output = mean | best for the learned row). Outputs go to runs/eval/<eval.name>/.
+    The learned and shooting rows use eval.world_model, by default the active preset's AC run
+    <run.root>/ac/<run.name> (what `wm demo` trains). Bare keys mean the same as under `wm plan`.
     """
-    config = load_config(overrides, section="eval")
+    config = load_evaluation_config(overrides)
     use_threads(config.run.num_threads)
     out_dir = Path(config.run.root) / "eval" / config.eval.name
     check_output_folder(out_dir)  # fail before the (long) evaluation, not after it
+    for env_id in config.eval.tasks:
+        require_registered(env_id)
+    console.print(use_world_model(config, config.eval.rows, "eval"), markup=False, highlight=False)
     results = evaluate(config)
     print_eval_table(results, config)
     paths = write_outputs(config, results, out_dir)
@@ -86,18 +123,22 @@ def print_eval_table(results: list, config) -> None:
 def plan_command(
     overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP),
     env_id: str = typer.Option("", "--env", help="Env id (default: env.id from the config)."),
-    seed: int = typer.Option(0, "--seed", help="Reset seed of the episode (scene and goal)."),
+    seed: int = typer.Option(
+        None, "--seed", help="Reset seed of the episode (scene and goal; default: run.seed, i.e. seed=)."
+    ),
     row: str = typer.Option(
         "",
         "--row",
-        help="World model: learned (eval.world_model) | simulator (eval.encoder + real physics) | "
-        "oracle (true positions). Default: learned if eval.world_model is set, else simulator.",
+        help="World model: learned (eval.world_model, default <run.root>/ac/<run.name>) | simulator "
+        "(eval.encoder + real physics) | oracle (true positions). Default: learned if that world "
+        "model exists, else simulator.",
     ),
     goal_image: Path = typer.Option(
         None,
         "--goal-image",
-        help="Your own goal picture (PNG/JPG, any size; centre-cropped and resized to the env's "
-        "image size), planned towards instead of the env's goal. Not with --row oracle.",
+        help="Your own goal picture (PNG/JPG, roughly square; centre-cropped and resized to the env's "
+        "image size), planned towards instead of the env's goal. `wm envs goal` writes the env's own. "
+        "Not with --row oracle.",
     ),
     video: Path = typer.Option(
         None,
@@ -110,30 +151,34 @@ def plan_command(
     """Plan towards a goal image for one episode and write a video of it.
 
     Runs eval.budget receding-horizon steps with the planner plan.* (samples, iterations, horizon;
-    simulator/oracle rows use eval.sim_samples x eval.sim_iterations) and prints one line per step:
-    the best planned energy and the env's task distance; then success, final distance, ms per action.
+    simulator/oracle rows use eval.sim_samples x eval.sim_iterations) on the eval.split scenes
+    (what `wm envs goal` renders by default) and prints one line per step: the best planned energy
+    and the env's task distance; then success, final distance, ms per action. Bare keys mean the
+    same as under `wm eval` (encoder=, world_model=, split=).
 
     Example: wm plan budget=20 --env jepa_wm/Reach-v0 --row simulator --video reach.mp4 --gif reach.gif
     """
-    config = load_config(overrides, section="plan")
+    config = load_evaluation_config(overrides)
     use_threads(config.run.num_threads)
     if fps < 0:
         raise UserError(f"option --fps: expected a number > 0, got {fps:g}")
-    chosen = check_row(row or default_row(config), goal_image)
+    seed = config.run.seed if seed is None else seed
     env_id = env_id or config.env.id
     if video is None:
         video = Path(config.run.root) / "plan" / f"{env_id.split('/')[-1]}-seed{seed}.mp4"
-    if goal_image is not None:
-        load_goal_image(goal_image, 16)  # fail on a bad goal file before any planning
+    require_registered(env_id)
+    chosen, why = choose_row(config, row, goal_image)
+    setup = prepare_episode(config, env_id, seed, chosen, goal_image)  # checks the goal image first
     for out in (video, gif):
         if out is not None:
             writable_output(out)
-    console.print(
-        f"[plan] {env_id} seed={seed} row={chosen}: {config.eval.budget} steps, "
-        f"goal={'image ' + str(goal_image) if goal_image else 'the env goal'}",
-        markup=False,
-        highlight=False,
-    )
+    for line in (
+        why,
+        *([f"[plan] {setup.goal.fit}"] if setup.goal is not None else []),
+        f"[plan] {env_id} seed={seed} split={setup.env_kwargs.get('split', '-')} row={chosen}: "
+        f"{config.eval.budget} steps, goal={'image ' + str(goal_image) if goal_image else 'the env goal'}",
+    ):
+        console.print(line, markup=False, highlight=False)
 
     def on_step(step: int, energy: float, distance: float) -> None:
         console.print(
@@ -142,7 +187,7 @@ def plan_command(
             highlight=False,
         )
 
-    episode = plan_episode(config, env_id, seed, chosen, goal_image, on_step=on_step)
+    episode = run_episode(config, setup, on_step=on_step)
     label = "goal (your image)" if episode.custom_goal else "goal image"
     paths = write_video(
         episode.frames,
@@ -155,12 +200,14 @@ def plan_command(
         goal_label=label,
     )
     if episode.custom_goal:
-        console.print(
-            "note: planning used your goal image; success and distance are the env's, "
-            "judged against its own goal.",
-            markup=False,
-            highlight=False,
+        note = (
+            f"note: your goal image is this episode's own goal (seed {seed}, split "
+            f"{setup.env_kwargs.get('split', '-')}): success and distance measure reaching it."
+            if episode.goal_is_env_goal
+            else "note: planning used your goal image; success and distance are the env's, "
+            "judged against its own goal."
         )
+        console.print(note, markup=False, highlight=False)
     outputs = "  ".join(f"{kind}: {p}" for kind, p in zip(("video", "gif"), paths, strict=False))
     console.print(
         f"success: {'yes' if episode.success else 'no'}  final distance: {100 * episode.final_distance:.1f} cm  "
@@ -168,3 +215,15 @@ def plan_command(
         markup=False,
         highlight=False,
     )
+
+
+def choose_row(config: Config, row: str, goal_image: Path | None) -> tuple[str, str]:
+    """The row `wm plan` runs (--row, else learned when a world model is found, else simulator)
+    and the line that says which world model or latent it uses, and why."""
+    if row:
+        return check_row(row, goal_image), use_world_model(config, [row], "plan") + " (--row)"
+    choice = choose_world_model(config)
+    if choice.path:
+        return check_row("learned", goal_image), use_world_model(config, ["learned"], "plan")
+    line = use_world_model(config, ["simulator"], "plan")
+    return check_row("simulator", goal_image), f"{line}, because {choice.reason}"

@@ -4,11 +4,12 @@ Kept apart from the schema (`worldmodel.config.schema`) because it is about what
 what a run needs: short aliases (`seed=1`), a command's own section (`wm collect episodes=10`),
 keys that only one section has (`lr=1e-3` is `pretrain.lr` when nothing else has an `lr`), list
 indices (`jepa.masks.generators.1.spatial_scale=[0.4,0.4]`), and one-line errors that name the
-key and list the valid ones.
+key, suggest a close known one (`did you mean 'eval.episodes'?`) and list the valid ones.
 """
 
 from __future__ import annotations
 
+import difflib
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
@@ -28,6 +29,8 @@ ALIASES = {
 }
 # Per-command aliases whose value is wrapped in a list: `wm collect env=X` collects from X only.
 LIST_ALIASES = {("collect", "env"): "collect.envs"}
+# How alike an unknown key and a known one must be (difflib ratio) to be offered as "did you mean".
+SUGGEST_CUTOFF = 0.75
 
 
 def split_preset(overrides: list[str], preset: str | None, default: str) -> tuple[str, list[str]]:
@@ -41,8 +44,14 @@ def split_preset(overrides: list[str], preset: str | None, default: str) -> tupl
     return preset or default, rest
 
 
-def qualify(override: str, section: str | None, schema: DictConfig) -> str:
-    """Turn `episodes=3` into `collect.episodes=3` when the key belongs to the command's section."""
+def qualify(override: str, sections: str | tuple[str, ...] | None, schema: DictConfig) -> str:
+    """Turn `episodes=3` into `collect.episodes=3` when the key belongs to the command's section.
+
+    A command may own several sections (`wm eval` and `wm plan`: eval, then plan): a bare key is
+    looked up in the first, then among the aliases (`seed` is run.seed), then in the others.
+    """
+    sections = (sections,) if isinstance(sections, str) else tuple(sections or ())
+    section, others = (sections[0], sections[1:]) if sections else (None, ())
     if "=" not in override:
         raise ConfigError(f"override '{override}': expected key=value")
     key, value = override.split("=", 1)
@@ -59,6 +68,8 @@ def qualify(override: str, section: str | None, schema: DictConfig) -> str:
             key = "env.id"
         elif key in ALIASES:
             key = ALIASES[key]
+        elif key not in schema and any(key in schema[s] for s in others):
+            key = f"{next(s for s in others if key in schema[s])}.{key}"
         elif key not in schema:
             owners = [name for name in schema if isinstance(schema[name], DictConfig) and key in schema[name]]
             if len(owners) == 1:
@@ -99,23 +110,70 @@ def _set_list_item(config: DictConfig, key: str, value: object) -> None:
     OmegaConf.update(config, key, value, merge=True)
 
 
-def describe_error(err: OmegaConfBaseException, where: str, schema: DictConfig) -> str:
-    """One line naming the key; an unknown key also lists the valid keys of its section."""
+def describe_error(
+    err: OmegaConfBaseException, where: str, schema: DictConfig, section: str | None = None
+) -> str:
+    """One line naming the key; an unknown key also suggests close known keys and lists its section's
+    (omegaconf's own message already suggests one for a key inside a list item)."""
     key = getattr(err, "full_key", None) or "?"
     first_line = str(err).splitlines()[0] if str(err) else type(err).__name__
     if type(err).__name__ == "ConfigKeyError":
+        guess = did_you_mean(key.replace("[", ".").replace("]", ""), schema, section)
         parent = key.rsplit(".", 1)[0] if "." in key else None
         valid = _valid_keys(parent, schema)
-        return f"{where}: unknown config key '{key}' (valid keys{' in ' + parent if parent else ''}: {valid})"
+        return (
+            f"{where}: unknown config key '{key}'{guess} "
+            f"(valid keys{' in ' + parent if parent else ''}: {valid})"
+        )
     return f"{where}: config key '{key}': {first_line}"
 
 
-def _valid_keys(section: str | None, schema: DictConfig) -> str:
+def did_you_mean(key: str, schema: DictConfig, section: str | None = None) -> str:
+    """`, did you mean 'eval.episodes'?` for a key a small typo away from known ones, else ``.
+
+    A dotted key is matched against its section's keys; a bare word against section names, aliases
+    and every section's own keys (those of the command's `section` first, as `qualify` reads them).
+    """
+    parent, _, word = key.rpartition(".")
+    if parent:
+        known = {name: [f"{parent}.{name}"] for name in _keys_under(parent, schema)}
+    else:
+        known = _bare_words(schema, section)
+    close = difflib.get_close_matches(word, list(known), n=3, cutoff=SUGGEST_CUTOFF)
+    suggestions = list(dict.fromkeys(full for name in close for full in known[name]))[:3]
+    if not suggestions:
+        return ""
+    return f", did you mean {' or '.join(repr(s) for s in suggestions)}?"
+
+
+def _bare_words(schema: DictConfig, section: str | None) -> dict[str, list[str]]:
+    """Every word `qualify` accepts without a dot, mapped to what to suggest for it."""
+    words: dict[str, list[str]] = {}
+    for name in schema:
+        node = schema[name]
+        if not isinstance(node, DictConfig):
+            continue
+        for leaf in node:
+            words.setdefault(str(leaf), []).append(f"{name}.{leaf}")
+    if section:  # the command's own section is what a bare word means first
+        for leaf, owners in words.items():
+            if f"{section}.{leaf}" in owners:
+                words[leaf] = [f"{section}.{leaf}"]
+    words.update({str(name): [str(name)] for name in schema})
+    words.update({alias: [alias] for alias in ALIASES})
+    return words
+
+
+def _keys_under(path: str, schema: DictConfig) -> list[str]:
+    """The keys of the config node at dotted `path` ("" = the top; list items by index), or none."""
     node: Any = schema
     try:
-        if section:
-            for part in section.split("."):
-                node = node[part]
-        return ", ".join(str(k) for k in node)
-    except (OmegaConfBaseException, KeyError, TypeError):
-        return "see `wm config show`"
+        for part in path.split(".") if path else []:
+            node = node[int(part)] if isinstance(node, ListConfig) else node[part]
+        return [str(k) for k in node] if isinstance(node, DictConfig) else []
+    except (OmegaConfBaseException, KeyError, TypeError, ValueError, IndexError):
+        return []
+
+
+def _valid_keys(section: str | None, schema: DictConfig) -> str:
+    return ", ".join(_keys_under(section or "", schema)) or "see `wm config show`"

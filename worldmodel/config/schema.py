@@ -12,6 +12,7 @@ The override language itself (aliases, list indices, error lines) is `worldmodel
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, is_dataclass
+from importlib.resources import files
 from pathlib import Path
 
 import yaml
@@ -27,7 +28,12 @@ from worldmodel.models.ac_predictor import ACPredictorConfig
 from worldmodel.models.jepa import JEPAConfig, PredictorConfig
 from worldmodel.models.readout import ReadoutConfig
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+# The YAML presets: configs/ in the checkout, installed as the package `worldmodel.presets` (so a
+# wheel has them); a source tree used through PYTHONPATH without installing reads configs/ directly.
+try:
+    CONFIG_DIR = Path(str(files("worldmodel.presets")))
+except ModuleNotFoundError:
+    CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 DEFAULT_PRESET = "tiny"
 SPLITS = ("train", "heldout")
 # Lightning strategies a run may scale out with (`run.strategy`; `run.devices` processes).
@@ -313,9 +319,13 @@ def available_presets() -> list[str]:
 
 
 def load_config(
-    overrides: list[str] | None = None, preset: str | None = None, section: str | None = None
+    overrides: list[str] | None = None,
+    preset: str | None = None,
+    section: str | tuple[str, ...] | None = None,
 ) -> Config:
-    """Resolve defaults + preset YAML + overrides into a validated `Config`."""
+    """Resolve defaults + preset YAML + overrides into a validated `Config`. `section`: the command's
+    own section(s), which bare keys belong to first (see `overrides.qualify`)."""
+    sections = (section,) if isinstance(section, str) else tuple(section or ())
     preset, overrides = split_preset(list(overrides or []), preset, DEFAULT_PRESET)
     schema = OmegaConf.structured(Config)
     path = preset_path(preset)
@@ -329,13 +339,15 @@ def load_config(
         merged = OmegaConf.merge(schema, loaded)
     except OmegaConfBaseException as err:
         raise ConfigError(describe_error(err, f"{path}", schema)) from None
-    dotlist = [qualify(o, section, schema) for o in overrides]
+    dotlist = [qualify(o, sections, schema) for o in overrides]
     try:
         merged = merge_overrides(merged, dotlist)
         merged.preset = preset
         config: Config = OmegaConf.to_object(merged)  # type: ignore[assignment]
     except OmegaConfBaseException as err:
-        raise ConfigError(describe_error(err, "command line", schema)) from None
+        raise ConfigError(
+            describe_error(err, "command line", schema, sections[0] if sections else None)
+        ) from None
     config.validate()
     return config
 

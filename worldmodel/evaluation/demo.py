@@ -1,8 +1,8 @@
 """`wm demo`: the whole pipeline on the tiny preset, one line per stage, reusing finished stages.
 
-Stages: collect, preview, pretrain, cache, train, probe, eval. The success table always
-shows the reference rows every planner result is read against: random actions (the floor) and
-the privileged scripted oracle (proof the task is solvable in the step budget).
+Stages: collect, preview, pretrain, cache, train, probe, eval. The success table, and the
+report.html the eval stage writes, always show the reference policies every planner result is read
+against: random actions (the floor) and the privileged scripted expert (proof the task is solvable).
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
-from rich.console import Console
 from rich.table import Table
 
 from data.checks import validate
@@ -24,15 +23,17 @@ from data.episodes import EpisodeReader
 from envs.policies import make_policy
 from envs.registration import make_env, render_preview
 from worldmodel.common.atomic import write_json_atomic
+from worldmodel.common.console import make_console
 from worldmodel.common.plots import save_side_by_side
 from worldmodel.config.schema import Config
-from worldmodel.evaluation.evaluate import evaluate, write_outputs
+from worldmodel.evaluation.evaluate import evaluate, wilson_interval, write_outputs
 from worldmodel.evaluation.probe_run import probe_is_current, run_probe, write_probe
+from worldmodel.evaluation.report import REFERENCE_LABELS, ROW_LABELS, ReferenceRow
 from worldmodel.training.ac_train import train
 from worldmodel.training.embedding_cache import build_cache
 from worldmodel.training.pretrain import pretrain
 
-console = Console(soft_wrap=True)
+console = make_console()
 
 
 @dataclass
@@ -60,21 +61,40 @@ def run_stage(name: str, is_done: Callable[[], bool], run: Callable[[], str]) ->
     return StageResult(name, "done", seconds, detail)
 
 
-def reference_success(env_id: str, policy: str, episodes: int, split: str) -> tuple[float, float]:
-    """Success rate and mean final distance of a non-learned policy (no rendering needed)."""
+def reference_rows(env_ids: list[str], episodes: int, split: str = "heldout") -> list[ReferenceRow]:
+    """Every reference policy (REFERENCE_LABELS) on every env, in the order the table shows them."""
+    return [
+        reference_row(env_id, policy, episodes, split) for env_id in env_ids for policy in REFERENCE_LABELS
+    ]
+
+
+def reference_row(env_id: str, policy: str, episodes: int, split: str) -> ReferenceRow:
+    """A non-learned policy over the env's whole episodes (no rendering needed)."""
     env = make_env(env_id, split=split, render_pixels=False)
-    successes, distances = [], []
+    successes, distances, steps = [], [], 0
     for seed in range(episodes):
         obs, info = env.reset(seed=10_000 + seed)
         actor = make_policy(policy, env, seed)
         actor.reset(obs, info)
-        truncated = False
+        truncated, step = False, 0
         while not truncated:
             obs, _, _, truncated, info = env.step(actor.act(obs, info))
+            step += 1
         successes.append(info["is_success"])
         distances.append(info["distance"])
+        steps = max(steps, step)
     env.close()
-    return float(np.mean(successes)), float(np.mean(distances))
+    low, high = wilson_interval(int(np.sum(successes)), episodes)
+    return ReferenceRow(
+        task=env_id,
+        policy=policy,
+        episodes=episodes,
+        steps=steps,
+        success_rate=float(np.mean(successes)),
+        ci_low=low,
+        ci_high=high,
+        mean_final_distance_cm=100 * float(np.mean(distances)),
+    )
 
 
 def collect_stage(config: Config) -> StageResult:
@@ -170,14 +190,15 @@ def run_demo(config: Config, episodes_per_task: int = 10) -> list[StageResult]:
     config.eval.world_model = str(ac_dir)
     if "learned" not in config.eval.rows:
         config.eval.rows = [*config.eval.rows, "learned"]
+    references = reference_rows(c.envs, episodes_per_task)
 
     def do_eval() -> str:
-        write_outputs(config, evaluate(config), eval_json.parent)
+        write_outputs(config, evaluate(config), eval_json.parent, references)
         return str(eval_json)
 
     stages.append(run_stage("eval", eval_json.exists, do_eval))
     write_stage_times(stages, run_dir / "stages.json")
-    print_tables(stages, c.envs, episodes_per_task, probe_json, eval_json)
+    print_tables(stages, references, probe_json, eval_json)
     return stages
 
 
@@ -203,7 +224,7 @@ def latent_label(name: str) -> str:
 
 
 def print_tables(
-    stages: list[StageResult], env_ids: list[str], episodes: int, probe_json: Path, eval_json: Path
+    stages: list[StageResult], references: list[ReferenceRow], probe_json: Path, eval_json: Path
 ) -> None:
     table = Table(title="pipeline stages")
     for column in ("stage", "status", "seconds", "detail"):
@@ -232,19 +253,14 @@ def print_tables(
     success = Table(title="goal-image success, held-out split")
     for column in ("task", "policy", "episodes", "success", "mean final distance"):
         success.add_column(column)
-    for env_id in env_ids:
-        for policy, label in (("random", "random actions"), ("oracle", "scripted oracle (privileged)")):
-            rate, distance = reference_success(env_id, policy, episodes, "heldout")
-            success.add_row(env_id, label, str(episodes), f"{rate:.0%}", f"{distance * 100:.1f} cm")
+    for env_id in dict.fromkeys(r.task for r in references):
+        for ref in (r for r in references if r.task == env_id):
+            distance = f"{ref.mean_final_distance_cm:.1f} cm"
+            success.add_row(env_id, ref.label, str(ref.episodes), f"{ref.success_rate:.0%}", distance)
         for r in (r for r in evaluated if r["task"] == env_id):
-            label = {
-                "oracle": "CEM, true distance, simulator",
-                "simulator": "CEM, our latent, simulator",
-                "learned": "CEM + learned world model",
-            }[r["row"]]
             success.add_row(
                 env_id,
-                label,
+                ROW_LABELS.get(r["row"], r["row"]),
                 str(r["episodes"]),
                 f"{r['success_rate']:.0%}",
                 f"{r['mean_final_distance_cm']:.1f} cm",

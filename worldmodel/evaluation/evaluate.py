@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -21,10 +22,11 @@ from planners import PlannerBase
 from worldmodel.common.atomic import write_json_atomic
 from worldmodel.common.peak_memory import PeakMemory
 from worldmodel.common.plots import plot_energy_curves, plot_success
+from worldmodel.common.progress import ProgressReport, ProgressTask
 from worldmodel.config.schema import Config, to_yaml
 from worldmodel.evaluation.mpc import EpisodeOutcome, MPCResult, run_mpc
 from worldmodel.evaluation.plan_run import write_video
-from worldmodel.evaluation.report import build_report
+from worldmodel.evaluation.report import ReferenceRow, write_report
 from worldmodel.evaluation.rows import build_planner, build_world_model, env_kwargs_for, planner_label
 from worldmodel.training.runs import git_commit
 
@@ -75,34 +77,62 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def evaluate(config: Config, progress: bool = True) -> list[RowResult]:
-    """Run every (task, row) pair; episodes of a pair run side by side in one planner batch."""
-    ev = config.eval
+def evaluate(config: Config, progress: bool | str = True) -> list[RowResult]:
+    """Run every (task, row) pair; episodes of a pair run side by side in one planner batch.
+
+    `progress` (see worldmodel/common/progress.py): a bar per pair over episodes x steps with the
+    episodes at success so far, or a line when a pair starts and ends."""
     results = []
-    for env_id in ev.tasks:
-        env_kwargs = env_kwargs_for(env_id, config)
-        probe_env = make_env(env_id, **env_kwargs)
-        for row in ev.rows:
-            planner = build_planner(config, probe_env, row)
-            wm = build_world_model(row, env_id, env_kwargs, config, probe_env.action_space)
-            seeds = [1_000_000 + config.run.seed * 1000 + i for i in range(ev.episodes)]
-            if progress:
-                print(
-                    f"[eval] {env_id} row={row}: {ev.episodes} episodes x {ev.budget} steps ...", flush=True
-                )
-            with PeakMemory() as peak:  # this row's peak, not the process's running maximum
-                outcome = run_mpc(
-                    env_id, wm, planner, seeds, ev.budget, env_kwargs, execute=config.plan.execute, record=True,
-                    subgoals=env_id in ev.subgoals,
-                )  # fmt: skip
-            clip = first_episode_clip(outcome.outcomes[0], probe_env)
-            for o in outcome.outcomes:  # run_mpc records every episode: keep only the clip's frames
-                o.frames, o.distances, o.goal = [], [], None
-            encoder = {"oracle": "-", "random": "-", "simulator": ev.encoder}.get(row, ev.world_model)
-            name = Path(encoder).name or encoder
-            results.append(summarise(env_id, row, name, outcome, planner, clip, peak.cuda_mb or peak.mb))
-        probe_env.close()
+    with ProgressReport("eval", progress) as report:
+        for env_id in config.eval.tasks:
+            env_kwargs = env_kwargs_for(env_id, config)
+            probe_env = make_env(env_id, **env_kwargs)
+            results += [
+                evaluate_row(config, env_id, env_kwargs, probe_env, row, report) for row in config.eval.rows
+            ]
+            probe_env.close()
     return results
+
+
+def evaluate_row(
+    config: Config, env_id: str, env_kwargs: dict, probe_env: Any, row: str, report: ProgressReport
+) -> RowResult:
+    """One (task, row) pair: its episodes, summarised, with the first one's clip for the report."""
+    ev = config.eval
+    planner = build_planner(config, probe_env, row)
+    wm = build_world_model(row, env_id, env_kwargs, config, probe_env.action_space)
+    seeds = [1_000_000 + config.run.seed * 1000 + i for i in range(ev.episodes)]
+    task = report.task(
+        f"{env_id} row={row}",
+        ev.episodes * ev.budget,
+        "episode steps",
+        note=f"{ev.episodes} episodes x {ev.budget} steps",
+    )
+    with PeakMemory() as peak:  # this row's peak, not the process's running maximum
+        outcome = run_mpc(
+            env_id, wm, planner, seeds, ev.budget, env_kwargs, execute=config.plan.execute, record=True,
+            on_step=SuccessTally(task, len(seeds)), subgoals=env_id in ev.subgoals,
+        )  # fmt: skip
+    task.finish(f"success {sum(o.success for o in outcome.outcomes)}/{len(seeds)}")
+    clip = first_episode_clip(outcome.outcomes[0], probe_env)
+    for o in outcome.outcomes:  # run_mpc records every episode: keep only the clip's frames
+        o.frames, o.distances, o.goal = [], [], None
+    encoder = {"oracle": "-", "random": "-", "simulator": ev.encoder}.get(row, ev.world_model)
+    name = Path(encoder).name or encoder
+    return summarise(env_id, row, name, outcome, planner, clip, peak.cuda_mb or peak.mb)
+
+
+class SuccessTally:
+    """`run_mpc`'s `on_step`: advances a progress task by one episode step and shows how many
+    episodes the env judges successful right now (what counts is the state at the budget's end)."""
+
+    def __init__(self, task: ProgressTask, episodes: int) -> None:
+        self.task = task
+        self.now = [False] * episodes
+
+    def __call__(self, episode: int, step: int, energy: float, info: dict) -> None:
+        self.now[episode] = bool(info["is_success"])
+        self.task.update(advance=1, status=f"success {sum(self.now)}/{len(self.now)}")
 
 
 def first_episode_clip(outcome: EpisodeOutcome, probe_env: Any) -> EpisodeClip:
@@ -168,9 +198,12 @@ def write_episode_videos(results: list[RowResult], out_dir: Path) -> list[Path]:
     return written
 
 
-def write_outputs(config: Config, results: list[RowResult], out_dir: Path) -> dict[str, Any]:
-    """results.json (with resolved config and git commit), success and energy plots, report.html,
-    and one episode video per task and row under videos/."""
+def write_outputs(
+    config: Config, results: list[RowResult], out_dir: Path, references: Sequence[ReferenceRow] = ()
+) -> dict[str, Any]:
+    """results.json (with resolved config and git commit), success and energy plots, report.html
+    (with the `references` rows the caller printed beside the results), and one episode video per
+    task and row under videos/."""
     out_dir.mkdir(parents=True, exist_ok=True)
     payload = {
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -182,13 +215,7 @@ def write_outputs(config: Config, results: list[RowResult], out_dir: Path) -> di
     path = write_json_atomic(out_dir / "results.json", payload)
     success_png = plot_success(results, out_dir / "success.png")
     energy_png = plot_energy_curves(results, out_dir / "energy.png")
-    report = out_dir / "report.html"
-    tmp = report.with_name(f".{report.name}.tmp")
-    try:
-        html = build_report(results, config, payload, {"success": success_png, "energy": energy_png})
-        tmp.write_text(html, encoding="utf-8")
-        tmp.replace(report)
-    finally:
-        tmp.unlink(missing_ok=True)
+    plots = {"success": success_png, "energy": energy_png}
+    report = write_report(out_dir / "report.html", results, config, payload, plots, references)
     videos = write_episode_videos(results, out_dir)
     return {"results": path, "success": success_png, "energy": energy_png, "report": report, "videos": videos}

@@ -1,9 +1,10 @@
 """`wm plan`: one goal-image episode through the receding-horizon loop, with a video of it.
 
-`plan_episode` runs one episode of `eval.budget` MPC steps with the chosen row's world model
-(oracle | simulator | learned, as in `wm eval`). A user's own goal image (any size, PNG/JPG) can
-replace the env's goal for planning; the env still judges success and distance against its own
-goal. `write_video` renders each step as `current frame | goal image | energy curve so far`.
+`plan_episode` (= `prepare_episode`, every check, then `run_episode`) runs one episode of
+`eval.budget` MPC steps with the chosen row's world model (oracle | simulator | learned, as in
+`wm eval`). A user's own goal image (roughly square, PNG/JPG) can replace the env's goal for
+planning; the env still judges success and distance against its own goal. `write_video` renders
+each step as `current frame | goal image | energy curve so far`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from matplotlib.ticker import MaxNLocator
 from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
 
 from envs.registration import make_env
+from planners import PlannerBase
 from worldmodel.common.errors import UserError
 from worldmodel.common.plots import writable_output
 from worldmodel.config.schema import EVAL_ROWS, Config
@@ -32,6 +34,17 @@ from worldmodel.evaluation.rows import build_planner, build_world_model, env_kwa
 VIDEO_HEIGHT = 256  # camera and goal panels are upscaled to this many pixels
 LABEL_HEIGHT = 32  # a strip above the panels with their names
 PLOT_WIDTH = 384
+# A goal picture whose aspect is further than this from the camera's is refused: centre-cropping
+# it would plan towards a scene the user did not mean (a `wm envs show` figure, a wide photo).
+MAX_GOAL_ASPECT = 1.25
+
+
+@dataclass
+class GoalImage:
+    """A user's goal picture fitted to the env camera, and what was done to it, in words."""
+
+    pixels: np.ndarray  # uint8 [H,W,3] at the env's image size
+    fit: str  # e.g. "goal image 80x72 -> centre crop 72x72 -> resize 64x64"
 
 
 @dataclass
@@ -49,15 +62,33 @@ class PlanEpisode:
     distances: list[float]  # env distance after each executed step (budget)
     custom_goal: bool
     fps: float
+    goal_is_env_goal: bool = True  # the planned-for image is exactly this episode's own goal
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class PlanSetup:
+    """Everything checked and built before the first action: env facts, planner, world model, goal."""
+
+    env_id: str
+    seed: int
+    row: str
+    env_kwargs: dict[str, Any]
+    fps: float
+    planner: PlannerBase
+    world_model: Any
+    env_goal: np.ndarray  # the env's own goal image after reset(seed)
+    goal: GoalImage | None  # the user's goal image, fitted; None = the env's goal
+    subgoals: bool
 
 
 def default_row(config: Config) -> str:
     return "learned" if config.eval.world_model else "simulator"
 
 
-def load_goal_image(path: Path, size: int | tuple[int, int]) -> np.ndarray:
-    """Any image file -> RGB uint8 [H,W,3]: centre crop to the target aspect, then resize."""
+def load_goal_image(path: Path, size: int | tuple[int, int]) -> GoalImage:
+    """Any roughly square image file -> RGB uint8 [H,W,3]: centre crop to the target aspect, then
+    resize; a picture far from the target aspect (MAX_GOAL_ASPECT) is refused."""
     height, width = (size, size) if isinstance(size, int) else size
     path = Path(path)
     if not path.exists():
@@ -73,6 +104,14 @@ def load_goal_image(path: Path, size: int | tuple[int, int]) -> np.ndarray:
         raise UserError(f"goal image '{path}': cannot read it ({reason})") from None
     w, h = rgb.size
     target = width / height
+    mismatch = max(w / h, target) / min(w / h, target)
+    if mismatch > MAX_GOAL_ASPECT:
+        raise UserError(
+            f"goal image '{path}' is {w}x{h}: too far from the camera's {width}x{height} aspect to crop "
+            f"(long/short side {mismatch:.2f} > {MAX_GOAL_ASPECT}); crop it yourself, or write the env's "
+            f"own goal image with `wm envs goal`"
+        )
+    steps = [f"goal image {w}x{h}"]
     if w / h > target:  # too wide: crop the sides
         new_w = max(1, round(h * target))
         left = (w - new_w) // 2
@@ -81,9 +120,14 @@ def load_goal_image(path: Path, size: int | tuple[int, int]) -> np.ndarray:
         new_h = max(1, round(w / target))
         top = (h - new_h) // 2
         rgb = rgb.crop((0, top, w, top + new_h))
-    shrinking = rgb.size[0] >= width
-    rgb = rgb.resize((width, height), Image.Resampling.BOX if shrinking else Image.Resampling.BILINEAR)
-    return np.asarray(rgb, dtype=np.uint8).copy()
+    if rgb.size != (w, h):
+        steps.append(f"centre crop {rgb.size[0]}x{rgb.size[1]}")
+    if rgb.size != (width, height):
+        shrinking = rgb.size[0] >= width
+        rgb = rgb.resize((width, height), Image.Resampling.BOX if shrinking else Image.Resampling.BILINEAR)
+        steps.append(f"resize {width}x{height}")
+    fit = " -> ".join(steps) if len(steps) > 1 else f"{steps[0]}: used as is"
+    return GoalImage(np.asarray(rgb, dtype=np.uint8).copy(), fit)
 
 
 def check_row(row: str, goal_image: Path | None) -> str:
@@ -98,6 +142,32 @@ def check_row(row: str, goal_image: Path | None) -> str:
     return row
 
 
+def prepare_episode(
+    config: Config, env_id: str, seed: int, row: str | None = None, goal_image: Path | None = None
+) -> PlanSetup:
+    """Check the row and goal image and build the planner and world model, before any planning."""
+    row = check_row(row or default_row(config), goal_image)
+    env_kwargs = env_kwargs_for(env_id, config)
+    probe = make_env(env_id, **env_kwargs)
+    try:
+        pixels_shape = tuple(probe.observation_space["pixels"].shape)
+        fps = float(getattr(probe.unwrapped, "control_hz", 0) or probe.metadata.get("render_fps", 5) or 5)
+        planner = build_planner(config, probe, row)
+        action_space = probe.action_space
+        _, info = probe.reset(seed=seed)
+        env_goal = np.asarray(info["goal_pixels"]).copy()
+    finally:
+        probe.close()
+    goal = load_goal_image(goal_image, pixels_shape[:2]) if goal_image is not None else None
+    subgoals = env_id in config.eval.subgoals
+    if goal is not None and subgoals:
+        raise UserError(
+            f"--goal-image: cannot be combined with eval.subgoals listing {env_id} (sub-goals are the env's own scenes)"
+        )
+    world_model = build_world_model(row, env_id, env_kwargs, config, action_space)
+    return PlanSetup(env_id, seed, row, env_kwargs, fps, planner, world_model, env_goal, goal, subgoals)
+
+
 def plan_episode(
     config: Config,
     env_id: str,
@@ -107,57 +177,42 @@ def plan_episode(
     on_step: Callable[[int, float, float], None] | None = None,
 ) -> PlanEpisode:
     """One episode of `config.eval.budget` MPC steps; `on_step(step, energy, distance)` per action."""
-    row = check_row(row or default_row(config), goal_image)
-    env_kwargs = env_kwargs_for(env_id, config)
-    probe = make_env(env_id, **env_kwargs)
-    try:
-        pixels_shape = tuple(probe.observation_space["pixels"].shape)
-        fps = float(getattr(probe.unwrapped, "control_hz", 0) or probe.metadata.get("render_fps", 5) or 5)
-        planner = build_planner(config, probe, row)
-        action_space = probe.action_space
-    finally:
-        probe.close()
-    goal = load_goal_image(goal_image, pixels_shape[:2]) if goal_image is not None else None
-    subgoals = env_id in config.eval.subgoals
-    if goal is not None and subgoals:
-        raise UserError(
-            f"--goal-image: cannot be combined with eval.subgoals listing {env_id} (sub-goals are the env's own scenes)"
-        )
+    return run_episode(config, prepare_episode(config, env_id, seed, row, goal_image), on_step)
 
-    wm = build_world_model(row, env_id, env_kwargs, config, action_space)
+
+def run_episode(
+    config: Config, setup: PlanSetup, on_step: Callable[[int, float, float], None] | None = None
+) -> PlanEpisode:
+    """Run a prepared episode through the MPC loop (see `plan_episode`)."""
 
     def report(episode: int, step: int, energy: float, info: dict) -> None:
         if on_step is not None:
             on_step(step, energy, float(info["distance"]))
 
+    goal = None if setup.goal is None else setup.goal.pixels
     start = time.perf_counter()
     result = run_mpc(
-        env_id,
-        wm,
-        planner,
-        [seed],
+        setup.env_id,
+        setup.world_model,
+        setup.planner,
+        [setup.seed],
         config.eval.budget,
-        env_kwargs,
+        setup.env_kwargs,
         execute=config.plan.execute,
         record=True,
         goal_pixels=goal,
         on_step=report,
-        subgoals=subgoals,
+        subgoals=setup.subgoals,
     )
     outcome = result.outcomes[0]
     if outcome.goal is None:  # the oracle plans on positions: show the env's goal image anyway
-        env = make_env(env_id, **env_kwargs)
-        try:
-            _, info = env.reset(seed=seed)
-            outcome.goal = np.asarray(info["goal_pixels"]).copy()
-        finally:
-            env.close()
+        outcome.goal = setup.env_goal
     # energies are per planning call; spread over the executed steps (plan.execute per call)
     per_step = [e for e in outcome.energies for _ in range(config.plan.execute)][: config.eval.budget]
     return PlanEpisode(
-        env_id=env_id,
-        seed=seed,
-        row=row,
+        env_id=setup.env_id,
+        seed=setup.seed,
+        row=setup.row,
         success=outcome.success,
         final_distance=outcome.final_distance,
         steps_to_success=outcome.steps_to_success,
@@ -167,7 +222,8 @@ def plan_episode(
         energies=per_step,
         distances=outcome.distances,
         custom_goal=goal is not None,
-        fps=fps,
+        fps=setup.fps,
+        goal_is_env_goal=goal is None or np.array_equal(goal, setup.env_goal),
         extra={"wall_seconds": time.perf_counter() - start},
     )
 

@@ -8,6 +8,8 @@ The planner's action facts come from the env's action space and action names (`a
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -17,13 +19,44 @@ from planners import ActionBounds, PlannerBase, make_planner
 from worldmodel.common.errors import UserError
 from worldmodel.config.schema import Config
 from worldmodel.evaluation.simulator import OracleWorldModel, SimulatorWorldModel
-from worldmodel.models.world_model import WorldModel, make_encode_fn
+from worldmodel.models.world_model import PREDICTOR_FILE, WorldModel, is_ac_run, make_encode_fn
 
 # Action names (an env's `action_names`) of rotation dims, which `plan.fix_rotation` holds at 0 as
 # the official planner does, and of the gripper dim, which CEM gives its own momentum.
 ROTATION_ACTIONS = ("droll", "dpitch", "dyaw")
 GRIPPER_ACTIONS = ("dgripper", "gripper")
 SIMULATOR_ROWS = ("oracle", "simulator")
+WORLD_MODEL_ROWS = ("learned", "shooting")  # the rows that roll out the trained predictor
+
+
+@dataclass(frozen=True)
+class WorldModelChoice:
+    """The AC run the learned rows use ("" when there is none) and why, in words."""
+
+    path: str
+    reason: str
+
+
+def preset_world_model(config: Config) -> Path:
+    """Where `wm train` (and `wm demo`) put the active preset's AC run: `<run.root>/ac/<run.name>`."""
+    return Path(config.run.root) / "ac" / config.run.name
+
+
+def choose_world_model(config: Config) -> WorldModelChoice:
+    """`eval.world_model` when given, else the active preset's AC run when it holds a predictor."""
+    if config.eval.world_model:
+        return WorldModelChoice(config.eval.world_model, "given as eval.world_model")
+    folder = preset_world_model(config)
+    if is_ac_run(folder):
+        return WorldModelChoice(
+            str(folder),
+            f"default: <run.root>/ac/<run.name> with run.name={config.run.name}, the AC run `wm demo` and "
+            f"`wm train` write; world_model=... picks another",
+        )
+    return WorldModelChoice(
+        "",
+        f"eval.world_model is not set and {folder} holds no {PREDICTOR_FILE} (`wm demo` or `wm train` writes it)",
+    )
 
 
 def env_kwargs_for(env_id: str, config: Config) -> dict[str, Any]:

@@ -50,15 +50,14 @@ def predictor_metadata(config: Config, ac: ACPredictorConfig, key: CacheKey) -> 
 def train(config: Config) -> Path:
     """Train (or resume) the AC predictor on the cache (or on frames encoded on the fly); export
     predictor.safetensors. `config` is not modified; the run's config.yaml records `ac` with the
-    sizes taken from the data."""
+    sizes taken from the data. A run that fails before its first checkpoint leaves no folder behind."""
     t = config.train
     encoder, encoder_meta = load_encoder(t.encoder)  # loaded and hashed once
     key = cache_key(config, encoder_meta, encoder)
     windows, sizes = training_windows(config, encoder, key)
     ac = predictor_config(config, sizes)
     run = RunDir(config, "ac")
-    resume_from = run.open(replace(config, ac=ac), t.resume)
-    try:
+    with run.session(replace(config, ac=ac), t.resume) as resume_from:
         if config.readout.kind == "keypoints":
             assert isinstance(windows, LatentWindows)
             readout = run_readout(config, run.path, windows.episodes, key.latent_pool, save=run.owner)
@@ -81,6 +80,4 @@ def train(config: Config) -> Path:
         trainer.fit(module, train_dataloaders=loader, ckpt_path=str(resume_from) if resume_from else None)
         trainer.save_checkpoint(run.last_checkpoint)  # the final state, for resume=true
         run.export(PREDICTOR_FILE, module.predictor.state_dict(), predictor_metadata(config, ac, key))
-    finally:
-        run.close()
     return run.path

@@ -75,7 +75,7 @@ class PretrainModule(L.LightningModule):
             name = DIAGNOSTICS[self.method][0]
             raise UserError(
                 f"representation collapse at step {self.global_step}: {name} {self._collapse_stat:.3g} < "
-                f"pretrain.min_target_std={s.min_target_std:g}; stopping (the last checkpoint is intact)"
+                f"pretrain.min_target_std={s.min_target_std:g}; stopping"
             )
         if isinstance(self.model, JEPA):
             cfg = self.model.cfg
@@ -108,14 +108,14 @@ def check_same_method(run_path: Path, p: PretrainConfig) -> None:
 
 def pretrain(config: Config) -> Path:
     """Train (or resume) stage 1 and export the encoder (JEPA: the EMA target); returns the run folder.
-    `config` is not modified; the run's config.yaml records the encoder at the clips' size."""
+    `config` is not modified; the run's config.yaml records the encoder at the clips' size. A run
+    that fails before its first checkpoint leaves no folder behind (`RunDir.session`)."""
     p = config.pretrain
     encoder_cfg = replace(config.jepa.encoder, img_size=config.env.image_size, num_frames=p.clip_len)
     jepa_cfg = replace(config.jepa, encoder=encoder_cfg)
     run = RunDir(config, "pretrain")
     check_same_method(run.path, p)
-    resume_from = run.open(replace(config, jepa=jepa_cfg), p.resume)
-    try:
+    with run.session(replace(config, jepa=jepa_cfg), p.resume) as resume_from:
         torch.manual_seed(config.run.seed)
         clip_cfg = ClipConfig(
             clip_len=p.clip_len,
@@ -136,6 +136,4 @@ def pretrain(config: Config) -> Path:
         model = module.model
         state = (model.target_encoder if isinstance(model, JEPA) else model.encoder).state_dict()
         run.export("encoder.safetensors", state, encoder_metadata(jepa_cfg.encoder, state))
-    finally:
-        run.close()
     return run.path

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from rich.progress import track
 from torch import Tensor
 
+from worldmodel.common.progress import ProgressReport
 from worldmodel.config.schema import Config
 from worldmodel.models.readout import (
     READOUT_FILE,
@@ -49,11 +49,12 @@ def train_readout(
     grid: int,
     cfg: ReadoutConfig,
     seed: int = 0,
-    progress: bool = True,
+    progress: bool | str = True,
 ) -> KeypointReadout:
     """Fit keypoints by inverse dynamics on (tokens `[T+1, N, D]`, actions `[T, A]`) episodes.
 
-    All frames sit in one tensor (episode after episode), so a batch of pairs is two gathers."""
+    All frames sit in one tensor (episode after episode), so a batch of pairs is two gathers.
+    `progress`: see worldmodel/common/progress.py."""
     usable = [(z, a) for z, a in episodes if len(a) >= 1]
     if not usable:
         raise ValueError("train_readout: no episode has a single step")
@@ -73,21 +74,26 @@ def train_readout(
     readout = KeypointReadout(tokens.shape[-1], grid, cfg.keypoints, cfg.hidden)
     idm = InverseDynamics(readout.latent_dim, action_dim)
     optimizer = torch.optim.AdamW([*readout.parameters(), *idm.parameters()], lr=cfg.lr, weight_decay=1e-4)
-    for _ in track(range(cfg.steps), description="readout", disable=not progress):
-        e = torch.randint(len(actions), (cfg.batch_size,), generator=generator)
-        skip = torch.minimum(
-            (torch.rand(cfg.batch_size, generator=generator) * cfg.max_skip).long() + 1, lengths[e]
-        )
-        start = (
-            offsets[e] + (torch.rand(cfg.batch_size, generator=generator) * (lengths[e] - skip + 1)).long()
-        )
-        summed = cumulative[start + skip] - cumulative[start]
-        loss = readout_loss(
-            readout, idm, tokens[start].float(), tokens[start + skip].float(), summed, scale, skip
-        )
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+    with ProgressReport("train", progress) as report:
+        fitting = report.task("keypoint readout", cfg.steps, "steps")
+        for _ in range(cfg.steps):
+            e = torch.randint(len(actions), (cfg.batch_size,), generator=generator)
+            skip = torch.minimum(
+                (torch.rand(cfg.batch_size, generator=generator) * cfg.max_skip).long() + 1, lengths[e]
+            )
+            start = (
+                offsets[e]
+                + (torch.rand(cfg.batch_size, generator=generator) * (lengths[e] - skip + 1)).long()
+            )
+            summed = cumulative[start + skip] - cumulative[start]
+            loss = readout_loss(
+                readout, idm, tokens[start].float(), tokens[start + skip].float(), summed, scale, skip
+            )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            fitting.update(advance=1, status=f"loss {loss.item():.4g}")
+        fitting.finish()
     return readout.eval().requires_grad_(False)
 
 
@@ -106,7 +112,6 @@ def run_readout(
     path = run_path / READOUT_FILE
     if config.train.resume and path.is_file():
         return load_readout(path)
-    print(f"[train] fitting the keypoint readout ({config.readout.steps} steps)", flush=True)
     readout = train_readout([(z, a) for z, _, a in episodes], grid, config.readout, seed=config.run.seed)
     if save:
         save_readout(readout, path)

@@ -5,6 +5,8 @@
 from) and exported `*.safetensors`. A run directory is locked while a process trains in it, so a second
 process is refused. With `run.strategy=ddp run.devices=N` Lightning re-executes the command in N-1 more
 processes: only global rank 0 owns the folder (lock, config, exports); the others just train.
+A run that fails before its first checkpoint removes the folder it created; a later failure keeps
+the checkpoint and says `resume=true`. One bar counts steps toward `max_steps` over the whole run.
 """
 
 from __future__ import annotations
@@ -12,20 +14,25 @@ from __future__ import annotations
 import logging
 import math
 import os
+import shutil
 import subprocess
+import sys
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ProgressBar
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from data.episodes import DatasetLock
 from worldmodel.common.errors import UserError
 from worldmodel.common.plots import writable_output
+from worldmodel.common.progress import ProgressReport, ProgressTask
 from worldmodel.config.schema import Config, save_config
 from worldmodel.models.checkpoints import save_safetensors
 
@@ -52,10 +59,28 @@ class RunDir:
         self.stage = stage
         self.owner = is_rank_zero()
         self._lock = DatasetLock(self.path / "run")
+        self._locked = False
 
     @property
     def last_checkpoint(self) -> Path:
         return self.path / "checkpoints" / "last.ckpt"
+
+    @contextmanager
+    def session(self, config: Config, resume: bool) -> Iterator[Path | None]:
+        """`open`, yield the checkpoint to resume from, `close`. If the body fails, a folder this
+        process created and that holds no checkpoint yet is removed (with the parents it created,
+        when empty); one with a checkpoint is kept and the error says `resume=true`."""
+        created = missing_folders(self.path)
+        try:
+            yield self.open(config, resume)
+        except BaseException as err:
+            if self._locked and self.last_checkpoint.exists():
+                point_at_resume(err, self.path)
+            elif self._locked and created:
+                remove_folders(created)
+            raise
+        finally:
+            self.close()
 
     def open(self, config: Config, resume: bool) -> Path | None:
         """Lock the folder and write the config (the owner only: the other ranks were launched by it,
@@ -65,7 +90,7 @@ class RunDir:
             self._acquire()
         has_checkpoint = self.last_checkpoint.exists()
         if has_checkpoint and not resume:
-            self._lock.release()
+            self.close()
             raise UserError(
                 f"run folder '{self.path}' already has a checkpoint: pass resume=true to continue it, "
                 "or choose another run.name"
@@ -79,9 +104,11 @@ class RunDir:
             self._lock.acquire()
         except ValueError:
             raise UserError(f"run folder '{self.path}': another process is training here") from None
+        self._locked = True
 
     def close(self) -> None:
         self._lock.release()
+        self._locked = False
 
     def export(self, filename: str, state_dict: dict[str, torch.Tensor], metadata: dict[str, str]) -> Path:
         """Write `*.safetensors` via a temp file and a rename; other ranks hold the same weights and
@@ -90,6 +117,39 @@ class RunDir:
         if self.owner:
             save_safetensors(state_dict, path, metadata)
         return path
+
+
+def missing_folders(path: Path) -> list[Path]:
+    """`path` and those of its parents that do not exist yet, deepest first."""
+    missing = []
+    while not path.exists() and path != path.parent:
+        missing.append(path)
+        path = path.parent
+    return missing
+
+
+def remove_folders(created: list[Path]) -> None:
+    """Remove the run folder (first) and then each parent in `created` that is left empty."""
+    shutil.rmtree(created[0], ignore_errors=True)
+    for parent in created[1:]:
+        try:
+            parent.rmdir()
+        except OSError:  # not empty: another run lives there now
+            return
+
+
+def point_at_resume(err: BaseException, path: Path) -> None:
+    """Make the failure's one line say how to continue (the CLI prints `str(err)`); an error without
+    a message to extend (an interrupt) gets the advice as its own line on stderr."""
+    hint = f"run folder '{path}' keeps its last checkpoint: continue it with resume=true"
+    if "resume=true" in str(err):
+        return
+    if isinstance(err, OSError) and err.strerror:
+        err.strerror = f"{err.strerror} ({hint})"
+    elif type(err).__str__ is BaseException.__str__ and len(err.args) == 1 and isinstance(err.args[0], str):
+        err.args = (f"{err.args[0]} ({hint})",)
+    else:
+        print(hint, file=sys.stderr, flush=True)
 
 
 class StopOnNonFinite(Callback):
@@ -104,6 +164,59 @@ class StopOnNonFinite(Callback):
                 f"training loss became {float(loss)} at step {trainer.global_step}: stopping; the last good "
                 "checkpoint is intact (lower the learning rate, then resume=true)"
             )
+
+
+class StepBar(ProgressBar):
+    """One bar over the whole run toward `max_steps`, driven by `trainer.global_step`, with the
+    progress-bar metrics (the loss first) beside it: it runs across epoch boundaries and a resumed
+    run starts at its checkpoint's step. Plain lines instead when stderr is not a terminal."""
+
+    def __init__(self, name: str, description: str, progress: bool | str = True) -> None:
+        super().__init__()
+        self.name, self.description, self.progress = name, description, progress
+        self.enabled = True
+        self.report: ProgressReport | None = None
+        self.task: ProgressTask | None = None
+
+    def disable(self) -> None:
+        self.enabled = False
+
+    def enable(self) -> None:
+        self.enabled = True
+
+    def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if not self.enabled:
+            return
+        self.report = ProgressReport(self.name, self.progress).start()
+        step, total = trainer.global_step, max(trainer.max_steps, 0)
+        note = f"resuming at step {step} of {total}" if step else f"{total} steps"
+        self.task = self.report.task(self.description, total, "steps", note=note, completed=step)
+
+    def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, *args: Any) -> None:
+        if self.task is not None:
+            self.task.update(completed=trainer.global_step, status=self.metrics_text(trainer))
+
+    def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if self.task is not None:
+            self.task.update(completed=trainer.global_step, status=self.metrics_text(trainer))
+            self.task.finish()
+        self.stop()
+
+    def on_exception(self, trainer: L.Trainer, module: L.LightningModule, exception: BaseException) -> None:
+        self.stop()
+
+    def teardown(self, trainer: L.Trainer, module: L.LightningModule, stage: str) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        if self.report is not None:
+            self.report.close()
+        self.report = self.task = None
+
+    @staticmethod
+    def metrics_text(trainer: L.Trainer) -> str:
+        """`loss 0.1234 target_std 0.2801`: what the module logs with prog_bar=True."""
+        return "  ".join(f"{key} {float(value):.4g}" for key, value in trainer.progress_bar_metrics.items())
 
 
 def git_commit() -> str | None:
@@ -162,6 +275,9 @@ def lightning_strategy(name: str, device: str, unused_parameters: bool) -> str:
     return name
 
 
+BAR_NAMES = {"ac": "train"}  # the bar is named after the command: `wm train` writes runs/ac/
+
+
 def make_trainer(
     run: RunDir,
     config: Config,
@@ -201,7 +317,11 @@ def make_trainer(
         devices=config.run.devices,
         precision=precision_for(device),
         logger=loggers,
-        callbacks=[checkpoints, StopOnNonFinite()],
+        callbacks=[
+            checkpoints,
+            StopOnNonFinite(),
+            StepBar(BAR_NAMES.get(run.stage, run.stage), run.path.name),
+        ],
         log_every_n_steps=log_every,
         enable_model_summary=False,
         limit_val_batches=0,

@@ -18,7 +18,7 @@ import pytest
 from tests.conftest import run_wm
 from worldmodel.config.schema import Config
 from worldmodel.evaluation.evaluate import MAX_CLIP_FRAMES, EpisodeClip, RowResult, first_episode_clip
-from worldmodel.evaluation.report import build_report, success_text
+from worldmodel.evaluation.report import ROW_LABELS, ReferenceRow, build_report, success_text
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 GIF_MAGIC = (b"GIF87a", b"GIF89a")
@@ -152,6 +152,7 @@ def test_eval_writes_a_self_contained_report(tiny_eval) -> None:
     text = report.read_text(encoding="utf-8")
     assert "git commit" in text and "heldout" in text and "6 MPC steps" in text
     assert "How to read this" in text and "planner&#x27;s ceiling" in text
+    assert f"<b>oracle</b> = {ROW_LABELS['oracle']}" in text and "(not run here)" not in text
 
     # inline plots (PNG) and one episode GIF per (task, row); every data URI decodes
     assert not any(src.startswith(("http", "file:", "/")) for src in parser.images)
@@ -198,6 +199,30 @@ def test_build_report_escapes_text_and_skips_missing_plots(tmp_path) -> None:
     assert [row[4] for row in parser.body_rows] == ["75% [30%, 95%]"] * 2
     assert len(parser.images) == 2  # no plot files: just the two GIFs
     assert all(decode_data_uri(src)[1][:6] in GIF_MAGIC for src in parser.images)
+
+
+def test_build_report_shows_reference_rows_beside_the_eval_rows(tmp_path) -> None:
+    """`wm demo`'s reference policies: rows with their numbers, named as the demo's table names them."""
+    references = [
+        ReferenceRow("jepa_wm/<Reach>&-v0", "random", 10, 50, 0.0, 0.0, 0.28, 27.7),
+        ReferenceRow("jepa_wm/<Reach>&-v0", "oracle", 10, 50, 1.0, 0.72, 1.0, 0.04),
+    ]
+    page = build_report([fake_result("learned")], Config(), {}, {}, references)
+    path = tmp_path / "r.html"
+    path.write_text(page, encoding="utf-8")
+    rows = parse_report(path).body_rows
+    assert [r[1] for r in rows] == ["random actions", "scripted expert (privileged)", "learned"]
+    assert rows[0][4:6] == ["0% [0%, 28%]", "27.7 cm"] and rows[1][4:6] == ["100% [72%, 100%]", "0.0 cm"]
+    assert rows[0][9] == "none (50 env steps)"
+    help_text = page[page.index("How to read this") : page.index("</p>", page.index("How to read this"))]
+    assert "<b>random actions</b>: uniform random actions" in help_text
+    assert "<b>scripted expert (privileged)</b>: a hand-written controller" in help_text
+    # eval rows that did not run are listed once, by their key and the name the demo prints
+    assert (
+        "Not run here (add them with eval.rows): <b>oracle</b> = true-distance planner (ceiling);"
+        in help_text
+    )
+    assert "<b>learned</b> = CEM + learned world model" in help_text
 
 
 def test_first_episode_clip_keeps_at_most_max_frames_first_and_last() -> None:

@@ -1,0 +1,1 @@
+"""The YAML presets (`preset=tiny`, `preset=small`), installed as the package `worldmodel.presets`."""
