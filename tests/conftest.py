@@ -31,6 +31,16 @@ def _one_torch_thread() -> None:
     torch.set_num_threads(1)
 
 
+@pytest.fixture(autouse=True)
+def _idle_machine(request, monkeypatch) -> None:
+    """Commands warn on stderr when other processes keep the cores busy (worldmodel/common/threads.py,
+    tested on its own in tests/worldmodel/common/test_threads.py). Everywhere else that extra line
+    would depend on what else runs on the machine, and its 0.2 s sample would slow every command."""
+    if request.module.__name__.endswith("test_threads"):
+        return
+    monkeypatch.setattr("worldmodel.common.threads.busy_cores", lambda *args, **kwargs: None)
+
+
 def run_wm(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
     """Run the real `wm` entry point (`worldmodel.cli.main.main`, what the console script calls) in this
     process and capture its output and exit code.

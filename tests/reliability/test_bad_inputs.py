@@ -999,14 +999,6 @@ def leftovers(root: Path) -> set[Path]:
     return {p for pattern in LEFTOVERS for p in root.rglob(pattern)}
 
 
-@pytest.fixture
-def idle_machine(monkeypatch) -> None:
-    """The CPU-contention warning (its own tests: tests/worldmodel/common/test_threads.py) depends on
-    what else runs on the machine; these cases are about the input, so the machine reads as idle."""
-    monkeypatch.setattr("worldmodel.common.threads.busy_cores", lambda *args, **kwargs: None)
-
-
-@pytest.mark.usefixtures("idle_machine")
 @pytest.mark.parametrize(
     ("command", "case"), CASES, ids=[f"{command.name}/{case.id}" for command, case in CASES]
 )
