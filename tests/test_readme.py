@@ -99,7 +99,7 @@ def test_every_recipe_command_runs_as_written(demo_folder: Path, monkeypatch) ->
 
 def test_the_released_weights_recipe_makes_an_encoder_run(tmp_path: Path, monkeypatch) -> None:
     """The Python recipe, as written, on a tiny checkpoint in the official layout."""
-    (snippet,) = code_blocks("python")
+    snippet = next(block for block in code_blocks("python") if "load_vjepa2" in block)
     cfg = ViTConfig.preset("tiny", depth=1)
     official_checkpoint(tmp_path / "vitl.pt", VisionTransformer(cfg), VisionTransformer(cfg))
     monkeypatch.chdir(tmp_path)
@@ -107,3 +107,13 @@ def test_the_released_weights_recipe_makes_an_encoder_run(tmp_path: Path, monkey
     encoder, metadata = load_encoder(tmp_path / "runs" / "pretrain" / "vitl" / "encoder.safetensors")
     assert encoder.cfg.img_size == 256 and metadata["format"] == "jepa-wm.encoder"
     assert "weights_hash" in metadata
+
+
+def test_the_agent_recipe_runs_on_the_demo_run(demo_folder: Path, monkeypatch, capsys) -> None:
+    """The Python loop, as written, on the tiny demo's world model (runs/ac/tiny)."""
+    snippet = next(block for block in code_blocks("python") if "Agent.from_run" in block)
+    monkeypatch.chdir(demo_folder)
+    capsys.readouterr()
+    exec(snippet, {})  # noqa: S102 - the README's own code
+    success, energy, ms = capsys.readouterr().out.split()
+    assert success in ("True", "False") and float(energy) >= 0 and float(ms) >= 0

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from envs.registration import make_env
-from planners import Planner, WorldModel
+from planners import Planner, PlanResult, WorldModel
 from worldmodel.evaluation.episode_latents import episode_latents
 
 
@@ -90,11 +90,9 @@ def run_mpc(
     while step < budget:
         states = torch.from_numpy(np.stack([o["state"] for o in observations]))
         z_obs = latents.observe(envs, observations)
-        start = time.perf_counter()
-        z_goal = z_goals[:, subgoal_index(step, budget, z_goals.shape[1])]
-        result = planner.plan(wm, z_obs, states, z_goal)
-        plan_seconds += time.perf_counter() - start
-        plan = result.actions.detach().cpu().numpy()
+        planned = plan_step(planner, wm, z_obs, states, z_goals, step, budget)
+        plan_seconds += planned.seconds
+        result, plan = planned.result, planned.actions
         for k in range(min(execute, budget - step, plan.shape[1])):
             for e, env in enumerate(envs):
                 if record:
@@ -117,6 +115,35 @@ def run_mpc(
         env.close()
     actions_taken = max(budget, 1)
     return MPCResult(outcomes, 1000 * plan_seconds / actions_taken, plan_seconds)
+
+
+@dataclass
+class PlanStep:
+    """One planning call of the receding-horizon loop."""
+
+    result: PlanResult
+    actions: np.ndarray  # [E,H,A] the plans, as numpy: their first `execute` actions run next
+    subgoal: int  # which sub-goal the plans aim at (the last one = the goal)
+    seconds: float  # planning wall time
+
+
+def plan_step(
+    planner: Planner,
+    wm: WorldModel,
+    z_obs: torch.Tensor,
+    states: torch.Tensor,
+    z_goals: torch.Tensor,
+    step: int,
+    budget: int,
+) -> PlanStep:
+    """Plan from the current latents `z_obs [E,N,D]` and `states [E,S]` towards the sub-goal of
+    `z_goals [E,n,N,D]` that step `step` of `budget` aims at (`subgoal_index`); `run_mpc` and
+    `Agent.act` both plan through here."""
+    start = time.perf_counter()
+    subgoal = subgoal_index(step, budget, z_goals.shape[1])
+    result = planner.plan(wm, z_obs, states, z_goals[:, subgoal])
+    seconds = time.perf_counter() - start
+    return PlanStep(result, result.actions.detach().cpu().numpy(), subgoal, seconds)
 
 
 def subgoal_index(step: int, budget: int, count: int) -> int:

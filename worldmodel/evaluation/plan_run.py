@@ -102,16 +102,27 @@ def load_goal_image(path: Path, size: int | tuple[int, int]) -> GoalImage:
     except (UnidentifiedImageError, OSError, ValueError) as err:
         reason = "not a readable image" if isinstance(err, UnidentifiedImageError) else str(err)
         raise UserError(f"goal image '{path}': cannot read it ({reason})") from None
+    try:
+        fitted, steps = fit_image(rgb, width, height, f"goal image '{path}'")
+    except UserError as err:
+        raise UserError(f"{err}, or write the env's own goal image with `wm envs goal`") from None
+    size_line = f"goal image {rgb.size[0]}x{rgb.size[1]}"
+    fit = " -> ".join([size_line, *steps]) if steps else f"{size_line}: used as is"
+    return GoalImage(np.asarray(fitted, dtype=np.uint8).copy(), fit)
+
+
+def fit_image(rgb: Image.Image, width: int, height: int, what: str) -> tuple[Image.Image, list[str]]:
+    """`rgb` centre-cropped to the camera's aspect, then resized to width x height, and the steps
+    taken (none: used as is); an image far from that aspect (MAX_GOAL_ASPECT) is refused."""
     w, h = rgb.size
     target = width / height
     mismatch = max(w / h, target) / min(w / h, target)
     if mismatch > MAX_GOAL_ASPECT:
         raise UserError(
-            f"goal image '{path}' is {w}x{h}: too far from the camera's {width}x{height} aspect to crop "
-            f"(long/short side {mismatch:.2f} > {MAX_GOAL_ASPECT}); crop it yourself, or write the env's "
-            f"own goal image with `wm envs goal`"
+            f"{what} is {w}x{h}: too far from the camera's {width}x{height} aspect to crop "
+            f"(long/short side {mismatch:.2f} > {MAX_GOAL_ASPECT}); crop it yourself"
         )
-    steps = [f"goal image {w}x{h}"]
+    steps = []
     if w / h > target:  # too wide: crop the sides
         new_w = max(1, round(h * target))
         left = (w - new_w) // 2
@@ -126,8 +137,7 @@ def load_goal_image(path: Path, size: int | tuple[int, int]) -> GoalImage:
         shrinking = rgb.size[0] >= width
         rgb = rgb.resize((width, height), Image.Resampling.BOX if shrinking else Image.Resampling.BILINEAR)
         steps.append(f"resize {width}x{height}")
-    fit = " -> ".join(steps) if len(steps) > 1 else f"{steps[0]}: used as is"
-    return GoalImage(np.asarray(rgb, dtype=np.uint8).copy(), fit)
+    return rgb, steps
 
 
 def check_row(row: str, goal_image: Path | None) -> str:

@@ -8,6 +8,7 @@ The planner's action facts come from the env's action space and action names (`a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,10 +68,15 @@ def env_kwargs_for(env_id: str, config: Config) -> dict[str, Any]:
 def action_bounds(env: gym.Env, fix_rotation: bool) -> ActionBounds:
     """The env's action box, with the rotation and gripper dims its `action_names` declare (an env
     without names gets a plain box: no dim fixed, no gripper)."""
-    names = list(getattr(env.unwrapped, "action_names", ()) or ())
+    return named_action_bounds(env.action_space, getattr(env.unwrapped, "action_names", ()), fix_rotation)
+
+
+def named_action_bounds(box: gym.spaces.Box, names: Sequence[str] | None, fix_rotation: bool) -> ActionBounds:
+    """`box` with the rotation dims (held at 0 if `fix_rotation`) and the gripper dim `names` declare."""
+    names = list(names or ())
     rotation = [i for i, n in enumerate(names) if n in ROTATION_ACTIONS] if fix_rotation else []
     gripper = next((i for i, n in enumerate(names) if n in GRIPPER_ACTIONS), None)
-    return ActionBounds.from_box(env.action_space, fixed_dims=rotation, gripper_dim=gripper)
+    return ActionBounds.from_box(box, fixed_dims=rotation, gripper_dim=gripper)
 
 
 def build_planner(config: Config, env: gym.Env, row: str) -> PlannerBase:
