@@ -6,6 +6,7 @@ import argparse
 import os
 import platform
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -100,3 +101,17 @@ def positive(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
     return int(text)
+
+
+def name_list(allowed: tuple[str, ...]) -> Callable[[str], list[str]]:
+    """argparse type: comma-separated names, each from `allowed`, kept in the order given, no repeats."""
+
+    def parse(text: str) -> list[str]:
+        names = list(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+        unknown = [n for n in names if n not in allowed]
+        if not names or unknown:
+            got = unknown[0] if unknown else text
+            raise argparse.ArgumentTypeError(f"expected names from {','.join(allowed)}, got {got!r}")
+        return names
+
+    return parse

@@ -20,6 +20,7 @@ from benchmarks import (
     encoder_seeds,
     env_fps,
     planner_speed,
+    planners,
     pretrain_compare,
     rollout_speed,
 )
@@ -36,9 +37,14 @@ BENCHMARKS: dict[str, Main] = {
     "cache_speed": cache_speed.main,
     "demo_stages": demo_stages.main,  # the whole tiny demo from nothing: ~10 min here
 }
-# By name only, each with its own options and results-page table: `wm bench ablation` (~30 min) and
-# `wm bench encoder_seeds` (~10 min per seed).
-STUDIES: dict[str, Main] = {"ablation": ablation.main, "encoder_seeds": encoder_seeds.main}
+# By name only, each with its own options and results-page table: `wm bench ablation` (~30 min),
+# `wm bench encoder_seeds` (~10 min per seed) and `wm bench planners` (full size here: ~4 h for
+# the learned row, ~30 h for the simulator row).
+STUDIES: dict[str, Main] = {
+    "ablation": ablation.main,
+    "encoder_seeds": encoder_seeds.main,
+    "planners": planners.main,
+}
 START, END = "<!-- BENCH-TABLE:START -->", "<!-- BENCH-TABLE:END -->"
 SUMMARY_START, SUMMARY_END = "<!-- SUMMARY:START -->", "<!-- SUMMARY:END -->"
 # The README's rows: (what a user asks, result file, figure, how to print it).

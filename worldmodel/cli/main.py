@@ -300,11 +300,12 @@ def bench_command(
     names: list[str] = typer.Argument(
         None,
         help="Benchmarks to run (default: all but the long studies). `wm bench ablation` runs the "
-        "four-latent ablation, `wm bench encoder_seeds` the stage-1 encoders over training seeds "
+        "four-latent ablation, `wm bench encoder_seeds` the stage-1 encoders over training seeds, "
+        "`wm bench planners` success against ms per action for every planner and budget "
         "(options after the name, e.g. --episodes 10 plan.samples=64; -h lists them).",
     ),
 ) -> None:
-    """Run the benchmarks (results in benchmarks/results/*.json) and refresh the README tables."""
+    """Run the benchmarks (results in benchmarks/results/*.json) and refresh the README and docs/results.md tables."""
     names = list(names or [])
     if names[:1] and names[0] in STUDIES:  # the long studies take their own options
         STUDIES[names[0]](names[1:])
