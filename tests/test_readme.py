@@ -23,14 +23,7 @@ TEXT = README.read_text()
 TINY = {
     ("wm", "plan"): ["eval.budget=2", "plan.samples=8", "plan.iterations=1"],
     ("wm", "collect"): ["steps=5", "episodes=3", "workers=1"],
-    ("wm", "train"): [
-        "train.max_steps=2",
-        "train.batch_size=4",
-        "readout.steps=20",
-        "ac.width=32",
-        "ac.depth=1",
-        "ac.num_heads=1",
-    ],
+    ("wm", "train"): [o for o in TINY_PIPELINE if o.startswith(("train.", "readout.", "ac."))],
 }
 MY_ENVS = 'import gymnasium as gym\n\ngym.register("MyGoalEnv-v0", entry_point="envs.adapters:make_reacher_goal_env")\n'
 
