@@ -19,6 +19,7 @@ from benchmarks import (
     demo_stages,
     encoder_seeds,
     env_fps,
+    gpu_stages,
     planner_speed,
     planners,
     pretrain_compare,
@@ -36,7 +37,11 @@ BENCHMARKS: dict[str, Main] = {
     "pretrain_compare": pretrain_compare.main,
     "cache_speed": cache_speed.main,
     "demo_stages": demo_stages.main,  # the whole tiny demo from nothing: ~10 min here
+    # Every stage at ViT 384x8 on a GPU, with the GPU's busy fraction; without CUDA one line, no file.
+    "gpu_stages": gpu_stages.main,
 }
+# Benchmarks that only a CUDA machine measures: without their file the table says so.
+NEEDS_CUDA = ("gpu_stages",)
 # By name only, each with its own options and results-page table: `wm bench ablation` (~30 min),
 # `wm bench encoder_seeds` (~10 min per seed) and `wm bench planners` (full size here: ~4 h for
 # the learned row, ~30 h for the simulator row).
@@ -105,6 +110,10 @@ def run(names: tuple[str, ...] = tuple(BENCHMARKS)) -> None:
 
 
 def _fmt(value: object) -> str:
+    if value is None:
+        return "not measured"
+    if isinstance(value, str):
+        return value.replace("|", "\\|")  # an error line must not split the table's columns
     if isinstance(value, float):
         return f"{value:,.3g}" if abs(value) < 100 else f"{value:,.0f}"
     if isinstance(value, dict):
@@ -121,6 +130,9 @@ def table() -> str:
         commit = (result.get("git_commit") or "?")[:8]
         for key, value in result.get("figures", {}).items():
             lines.append(f"| {result['name']} ({commit}) | {key} | {_fmt(value)} |")
+    for name in NEEDS_CUDA:
+        if not (RESULTS_DIR / f"{name}.json").is_file():
+            lines.append(f"| {name} | all | not measured (needs CUDA): `python -m benchmarks.{name}` |")
     return "\n".join(lines)
 
 

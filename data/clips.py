@@ -139,9 +139,11 @@ class ClipDataModule(L.LightningDataModule):
         normalize: bool = True,
         image_size: int | None = None,
         collate_fn: Callable[[list], Any] | None = None,
+        pin_memory: bool = False,
     ) -> None:
         super().__init__()
         config.validate()
+        self.pin_memory = pin_memory  # page-locked batches: the copy to a GPU overlaps compute
         self.path, self.config, self.normalize, self.image_size = Path(path), config, normalize, image_size
         self.collate_fn = collate_fn  # e.g. a mask collator that adds JEPA masks per batch
         self.train_set: ClipDataset | None = None
@@ -168,6 +170,7 @@ class ClipDataModule(L.LightningDataModule):
             persistent_workers=workers > 0,
             worker_init_fn=_one_thread_per_worker if workers > 0 else None,
             collate_fn=self.collate_fn,
+            pin_memory=self.pin_memory,
             generator=torch.Generator().manual_seed(self.config.split_seed) if shuffle else None,
         )
 

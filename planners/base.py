@@ -6,7 +6,9 @@ carries one call's inputs, timing, rollout counts and the lowest-energy sequence
 Planners are batched over E parallel episodes: `z_obs [E,N,D]` (or `[E,T,N,D]` history),
 `state [E,S]`, `z_goal [E,N,D]`; unbatched inputs (`z_goal [N,D]`, `state [S]`) get E=1.
 Episode e draws from its own generator seeded `seed + e`, so its plan does not depend on how many
-other episodes share the batch.
+other episodes share the batch. Everything a call makes lives on the inputs' device and the
+iteration loop never waits for the device (no `.item()`, no host copies), so on an accelerator the
+whole plan is queued at once and only the caller's read of the result waits for it.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from planners.bounds import ActionBounds
 from planners.config import PlannerConfig
 from planners.energies import Energy, make_energy
 from planners.interface import PlanResult, StatePredictingWorldModel, WorldModel
-from planners.rollouts import evaluate_energies
+from planners.rollouts import evaluate_energies, rows_per_call
 
 __all__ = ["PlanCall", "PlannerBase", "StatePredictingWorldModel", "Timer", "WorldModel", "shift_plan"]
 
@@ -30,12 +32,15 @@ def shift_plan(plan: Tensor, steps: int = 1, horizon: int | None = None, pad: fl
     """Warm start: drop the first `steps` actions of [E,H,A], pad the end with `pad` to `horizon`."""
     horizon = plan.shape[1] if horizon is None else horizon
     kept = plan[:, steps : steps + horizon]
-    filler = torch.full((plan.shape[0], horizon - kept.shape[1], plan.shape[2]), pad, dtype=plan.dtype)
-    return torch.cat([kept, filler.to(plan.device)], dim=1)
+    filler = torch.full(
+        (plan.shape[0], horizon - kept.shape[1], plan.shape[2]), pad, dtype=plan.dtype, device=plan.device
+    )
+    return torch.cat([kept, filler], dim=1)
 
 
 class Timer:
-    """Accumulates wall time of `with timer:` blocks."""
+    """Accumulates wall time of `with timer:` blocks (on an accelerator, which the loop never waits
+    for, that is the time to queue the work, not to run it)."""
 
     def __init__(self) -> None:
         self.total = 0.0
@@ -49,7 +54,11 @@ class Timer:
 
 
 class PlanCall:
-    """One `plan()` call: batched inputs, bounds, initial mean [E,H,A], and its bookkeeping."""
+    """One `plan()` call: batched inputs, bounds, initial mean [E,H,A], and its bookkeeping.
+
+    `bounds` are the bounds' copy on the mean's device and dtype, made once for the whole call;
+    `max_batch` is the resolved rows per `wm.rollout` call (<= 0: all in one call).
+    """
 
     def __init__(
         self,
@@ -61,7 +70,8 @@ class PlanCall:
         max_batch: int,
         started: float,
     ) -> None:
-        self.wm, self.energy, self.bounds, self.mean, self.max_batch = wm, energy, bounds, mean, max_batch
+        self.wm, self.energy, self.mean, self.max_batch = wm, energy, mean, max_batch
+        self.bounds = bounds.to(mean.device, mean.dtype)
         self.z_obs, self.state, self.z_goal, self.goal_state = inputs
         self.started, self.timer = started, Timer()
         self.rollout_calls, self.samples_evaluated = 0, 0
@@ -95,6 +105,10 @@ class PlanCall:
         self.summary.append(summary)
 
     def result(self, plan: Tensor) -> PlanResult:
+        """The call's result; on CUDA it first waits for the queued work, so plan_time_s is the
+        real time of the call (the one wait of a call, after its loop)."""
+        if plan.device.type == "cuda":
+            torch.cuda.synchronize(plan.device)
         return PlanResult(
             actions=plan,
             energy_history=torch.stack(self.lowest, 1),
@@ -150,11 +164,13 @@ class PlannerBase:
         inputs = self._inputs(z_obs, state, z_goal, goal_state)
         bounds = self.bounds_for(wm.action_dim)
         mean = self._initial_mean(bounds, wm.action_dim, inputs[2], warm_start)
-        call = PlanCall(wm, self.energy_fn, inputs, bounds, mean, self.config.max_batch, started)
+        rows = mean.shape[0] * self.config.samples
+        max_batch = rows_per_call(self.config.max_batch, inputs[0], rows)
+        call = PlanCall(wm, self.energy_fn, inputs, bounds, mean, max_batch, started)
         plan = self.optimise(call)
         if self.warm_starts:
             self._prev_plan = plan.detach().clone()
-            self._has_prev = torch.ones(plan.shape[0], dtype=torch.bool)
+            self._has_prev = torch.ones(plan.shape[0], dtype=torch.bool, device=plan.device)
         return call.result(plan)
 
     def optimise(self, call: PlanCall) -> Tensor:
@@ -180,7 +196,8 @@ class PlannerBase:
     def _inputs(
         self, z_obs: Tensor, state: Tensor, z_goal: Tensor, goal_state: Tensor | None
     ) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
-        """Batched (E first) and detached inputs; new generators when the batch size changes."""
+        """Batched (E first) and detached inputs; new generators when the batch size or the device
+        changes (a new batch size also forgets the warm starts)."""
         if z_goal.dim() == 2:  # unbatched: one episode
             z_obs, state, z_goal = z_obs[None], state[None], z_goal[None]
             goal_state = None if goal_state is None else goal_state[None]
@@ -191,19 +208,22 @@ class PlannerBase:
                 f"z_goal {tuple(z_goal.shape)}"
             )
         if len(self._generators) != e:
-            self._generators = [torch.Generator().manual_seed(self.config.seed + i) for i in range(e)]
-            self._prev_plan, self._has_prev = None, None
+            self._generators, self._prev_plan, self._has_prev = [], None, None
+        if not self._generators or self._generators[0].device != z_goal.device:
+            self._generators = [
+                torch.Generator(device=z_goal.device).manual_seed(self.config.seed + i) for i in range(e)
+            ]
         goal_state = None if goal_state is None else goal_state.detach()
         return z_obs.detach(), state.detach(), z_goal.detach(), goal_state
 
     def _randn(self, shape: tuple[int, ...], like: Tensor) -> Tensor:
-        """[E, *shape] standard normals, episode e from its own generator."""
-        out = torch.stack([torch.randn(shape, generator=g) for g in self._generators])
+        """[E, *shape] standard normals in like's dtype, episode e from its own generator."""
+        out = torch.stack([torch.randn(shape, generator=g, device=g.device) for g in self._generators])
         return out.to(like)
 
     def _rand(self, shape: tuple[int, ...], like: Tensor) -> Tensor:
-        """[E, *shape] uniforms in [0, 1), episode e from its own generator."""
-        out = torch.stack([torch.rand(shape, generator=g) for g in self._generators])
+        """[E, *shape] uniforms in [0, 1) in like's dtype, episode e from its own generator."""
+        out = torch.stack([torch.rand(shape, generator=g, device=g.device) for g in self._generators])
         return out.to(like)
 
     def _initial_mean(self, bounds: ActionBounds, a: int, like: Tensor, warm: Tensor | None) -> Tensor:

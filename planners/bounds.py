@@ -51,6 +51,10 @@ class ActionBounds:
         if gripper_dim is not None and not 0 <= gripper_dim < dim:
             raise ValueError(f"action bounds: gripper dim {gripper_dim} out of range for {dim} action dims")
         self.gripper_dim = gripper_dim
+        # Copies on other devices / dtypes by (device, dtype), shared with the copies themselves.
+        self._copies: dict[tuple[torch.device, torch.dtype], ActionBounds] = {
+            (self.low.device, self.low.dtype): self
+        }
 
     @classmethod
     def from_box(
@@ -79,7 +83,23 @@ class ActionBounds:
     @property
     def half_range(self) -> Tensor:
         """(high - low) / 2, zero on fixed dims; the unit for relative std settings."""
-        return torch.where(self.fixed_mask, torch.zeros(()), (self.high - self.low) / 2)
+        return torch.where(self.fixed_mask, torch.zeros_like(self.low), (self.high - self.low) / 2)
+
+    def to(self, device: torch.device | str, dtype: torch.dtype = torch.float32) -> ActionBounds:
+        """These bounds with low/high/fixed values in `dtype` on `device`, made once and then reused,
+        so clipping on an accelerator copies nothing from the host per call. Fixed mask and gripper
+        dim are shared facts; validation (`require_finite`) belongs to the original. Bounds are not
+        changed after construction, so a copy never goes stale."""
+        key = (torch.device(device), dtype)
+        copy = self._copies.get(key)
+        if copy is None:
+            copy = object.__new__(ActionBounds)
+            copy.low, copy.high = self.low.to(device, dtype), self.high.to(device, dtype)
+            copy.fixed_values = self.fixed_values.to(device, dtype)
+            copy.fixed_mask = self.fixed_mask.to(device)
+            copy.gripper_dim, copy._copies = self.gripper_dim, self._copies
+            self._copies[key] = copy
+        return copy
 
     def require_finite(self, who: str) -> None:
         free = ~self.fixed_mask
@@ -88,10 +108,11 @@ class ActionBounds:
             raise ValueError(f"{who}: action dim {bad} has infinite bounds; pass finite action bounds")
 
     def clip(self, actions: Tensor) -> Tensor:
-        """Clamp [..., A] into the box and set fixed dims to their values."""
-        low, high = self.low.to(actions), self.high.to(actions)
-        out = torch.maximum(torch.minimum(actions, high), low)
-        return torch.where(self.fixed_mask.to(actions.device), self.fixed_values.to(actions), out)
+        """Clamp [..., A] into the box and set fixed dims to their values (with the bounds' copy on
+        the actions' device and dtype)."""
+        box = self.to(actions.device, actions.dtype)
+        out = torch.maximum(torch.minimum(actions, box.high), box.low)
+        return torch.where(box.fixed_mask, box.fixed_values, out)
 
     def __repr__(self) -> str:
         fixed = torch.nonzero(self.fixed_mask).flatten().tolist()

@@ -24,8 +24,11 @@ class CEMPlanner(SamplingPlanner):
         e, h, a = like.shape
         if c.init_std_per_dim:
             _check(len(c.init_std_per_dim) == a, "plan.init_std_per_dim", f"{a} values", c.init_std_per_dim)
-            init = torch.tensor(c.init_std_per_dim, dtype=like.dtype, device=like.device)
-            init = torch.where(call.bounds.fixed_mask.to(like.device), torch.zeros_like(init), init)
+            # one fill per dim on the device: no host tensor to copy over
+            init = torch.stack(
+                [torch.full((), s, dtype=like.dtype, device=like.device) for s in c.init_std_per_dim]
+            )
+            init = torch.where(call.bounds.fixed_mask, torch.zeros_like(init), init)
         else:
             init = c.init_std * half
         return init.expand(e, h, a).clone()
@@ -42,10 +45,12 @@ class CEMPlanner(SamplingPlanner):
         return IterationScore(elite_energy[:, 0], idx[:, 0], elite_energy.mean(1))
 
     def _momenta(self, search: Search) -> tuple[Tensor, Tensor]:
-        """[A] momenta of mean and std: the gripper dim (if the bounds name one) has its own."""
+        """[A] momenta of mean and std: the gripper dim (if the bounds name one) has its own.
+        Made on the mean's device: nothing crosses from the host per iteration."""
         c, like, gripper = self.config, search.mean, search.bounds.gripper_dim
-        m_mean = torch.full((search.bounds.dim,), c.momentum_mean, dtype=like.dtype)
-        m_std = torch.full((search.bounds.dim,), c.momentum_std, dtype=like.dtype)
-        if gripper is not None:
-            m_mean[gripper], m_std[gripper] = c.momentum_mean_gripper, c.momentum_std_gripper
-        return m_mean.to(like.device), m_std.to(like.device)
+        m_mean = torch.full((search.bounds.dim,), c.momentum_mean, dtype=like.dtype, device=like.device)
+        m_std = torch.full((search.bounds.dim,), c.momentum_std, dtype=like.dtype, device=like.device)
+        if gripper is not None:  # fill_ takes the value as a kernel argument, not a host tensor
+            m_mean[gripper].fill_(c.momentum_mean_gripper)
+            m_std[gripper].fill_(c.momentum_std_gripper)
+        return m_mean, m_std

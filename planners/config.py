@@ -29,7 +29,10 @@ class PlannerConfig:
     # Actions executed per plan (receding horizon); the warm start drops this many.
     execute: int = 1
     seed: int = 0  # episode e of a batch draws from a generator seeded seed + e
-    # Rows per wm.rollout call; 0 = all episodes x samples in one call. Lower it to bound memory.
+    # Rows (episodes x samples) per wm.rollout call. 0 = auto: all in one call on an accelerator;
+    # on the CPU calls of at most planners.rollouts.CPU_TOKEN_ROWS // tokens-per-frame rows, which
+    # is faster per episode than one huge call. -1 = always one call; > 0 = at most that many
+    # (e.g. to bound memory). Rows are independent: chunking changes no energy beyond matmul rounding.
     max_batch: int = 0
     energy: str = "all_steps_l1"  # last_frame_l1 (official) | all_steps_l1
     discount: float = 0.9  # all_steps_l1: step weights discount**t
@@ -85,7 +88,12 @@ class PlannerConfig:
         _check(
             1 <= self.execute <= self.horizon, p + "execute", f"an integer in 1..{self.horizon}", self.execute
         )
-        _check(self.max_batch >= 0, p + "max_batch", "an integer >= 0 (0 = one call)", self.max_batch)
+        _check(
+            self.max_batch >= -1,
+            p + "max_batch",
+            "an integer >= -1 (0 = auto, -1 = one call)",
+            self.max_batch,
+        )
         _check(self.energy in ENERGIES, p + "energy", " | ".join(ENERGIES), self.energy)
         _check(0 < self.discount <= 1, p + "discount", "a number in (0, 1]", self.discount)
         _check(self.proprio_weight >= 0, p + "proprio_weight", "a number >= 0", self.proprio_weight)

@@ -34,7 +34,7 @@ class GradientPlanner(PlannerBase):
     def optimise(self, call: PlanCall) -> Tensor:
         c, bounds, like = self.config, call.bounds, call.mean
         e, h, a = like.shape
-        center, half = bounds.center.to(like), bounds.half_range.to(like)
+        center, half = bounds.center, bounds.half_range  # call.bounds: on like's device and dtype
         safe_half = torch.where(half > 0, half, torch.ones_like(half))
         u = (2 * self._rand((c.samples, h, a), like) - 1) * c.init_spread
         u[:, 0] = (call.mean - center) / safe_half
@@ -62,7 +62,7 @@ class GradientPlanner(PlannerBase):
         e, r = u.shape[:2]
         grad = torch.zeros_like(u)
         out = []
-        for part, rows in chunk_rows(e * r, r, self.config.max_batch, u.device):
+        for part, rows in chunk_rows(e * r, r, call.max_batch, u.device):
             goal_rows = None if call.goal_state is None else call.goal_state[rows]
             with call.timer, torch.set_grad_enabled(not no_grad):
                 actions = center + half * u.reshape(e * r, *u.shape[2:])[part]

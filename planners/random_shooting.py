@@ -18,7 +18,7 @@ class RandomShootingPlanner(SamplingPlanner):
 
     def propose(self, call: PlanCall, search: Search) -> Tensor:
         e, h, a = search.mean.shape
-        low, high = call.bounds.low.to(search.mean), call.bounds.high.to(search.mean)
+        low, high = call.bounds.low, call.bounds.high  # on the mean's device and dtype
         return call.bounds.clip(low + (high - low) * self._rand((self.config.samples, h, a), search.mean))
 
     def update(self, search: Search, candidates: Tensor, energies: Tensor) -> IterationScore:

@@ -3,6 +3,7 @@
 All E x samples candidates of an iteration go through `wm.rollout` in one call, or in calls of at
 most `max_batch` rows; each chunk is reduced to energies before the next, so memory holds one
 chunk of predictions at a time. Predicted states are asked for only when the energy needs them.
+`rows_per_call` turns the config's `max_batch` (0 = auto) into the rows of one call.
 """
 
 from __future__ import annotations
@@ -14,6 +15,39 @@ from torch import Tensor
 
 from planners.energies import Energy
 from planners.interface import StatePredictingWorldModel, WorldModel
+
+# Auto chunking on the CPU: at most CPU_TOKEN_ROWS // tokens-per-frame rows per wm.rollout call.
+# A CPU rollout's KV cache grows with rows x tokens; past a point it no longer fits the caches and
+# every step is memory-bound, so one huge call is slower per episode than a few smaller ones.
+# Measured on the 2-core dev CPU (AMD EPYC, 2 MiB L2 per core, 32 MiB L3), torch 2.13, 2 threads:
+# one CEM plan call (64 samples x 2 iterations, horizon 3) on a random-init WorldModel (tiny ViT,
+# ACPredictor width 128, depth 4), ms per episode, best of 3 rounds (another job shared the cores):
+#   64 tokens (8x8), 16 episodes = 1,024 rows: 32 rows/call 412, 64 467, 128 499, 256 542,
+#     one call 806; one episode alone (64 rows) 462
+#   4 tokens (2x2 pooled), 64 episodes = 4,096 rows: 128 rows/call 37.1, 256 36.6, 512 36.5,
+#     1,024 42.3, 2,048 52.8, one call 55.3; one episode alone 43.7
+#   1 token, 64 episodes = 4,096 rows: 512 rows/call 22.1, 1,024 26.7, 2,048 25.1, one call 30.6;
+#     one episode alone 32.5
+# The fastest is ~2,048 rows x tokens per call at both 64 and 4 tokens; at 1 token it keeps up to
+# 2,048 rows in one call (the tiny demo's 10 episodes x 128 samples = 1,280 rows: one call).
+CPU_TOKEN_ROWS = 2048
+
+
+def rows_per_call(max_batch: int, z_obs: Tensor, rows: int) -> int:
+    """Rows per `wm.rollout` call for `rows` rows of inputs like z_obs [E,(T,)N,D]; 0 = one call.
+
+    max_batch > 0: that many; -1: one call; 0 (auto): one call off the CPU, else calls of at most
+    CPU_TOKEN_ROWS // N rows, evened out (2,100 rows of 1 token go as 2 x 1,050).
+    """
+    if max_batch > 0:
+        return max_batch
+    if max_batch < 0 or z_obs.device.type != "cpu":
+        return 0
+    cap = max(1, CPU_TOKEN_ROWS // max(1, z_obs.shape[-2]))
+    if rows <= cap:
+        return 0
+    calls = -(-rows // cap)
+    return -(-rows // calls)
 
 
 def rollout_in_chunks(

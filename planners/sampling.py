@@ -41,8 +41,8 @@ class SamplingPlanner(PlannerBase):
     """Sample, score, refit: subclasses implement `update` and may override the other hooks."""
 
     def optimise(self, call: PlanCall) -> Tensor:
-        c, like = self.config, call.mean
-        half = call.bounds.half_range.to(like)
+        c = self.config
+        half = call.bounds.half_range  # call.bounds live on the mean's device and dtype
         search = Search(call.mean, self.initial_std(call, half), call.bounds, half)
         with torch.no_grad():
             for _ in range(c.iterations):

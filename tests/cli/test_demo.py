@@ -38,6 +38,10 @@ def test_demo_runs_then_reuses(wm, tmp_path) -> None:
     assert (tmp_path / "runs" / "demo" / "tiny" / "eval" / "success.png").exists()
     video = tmp_path / "runs" / "demo" / "tiny" / "eval" / "videos" / "Reach-v0_learned.mp4"
     assert video.stat().st_size > 1000 and f"planning videos: {tmp_path}" in first.stdout.replace("\n", "")
+    tables = (
+        tmp_path / "runs" / "demo" / "tiny" / "tables.txt"
+    ).read_text()  # the printed tables, for remote runs
+    assert "pipeline stages" in tables and "goal-image success" in tables and "95 % interval" in tables
     times_file = tmp_path / "runs" / "demo" / "tiny" / "stages.json"
     first_times = json.loads(times_file.read_text())
     assert all(first_times[s]["seconds"] > 0 and first_times[s]["last_status"] == "done" for s in first_times)
@@ -60,7 +64,7 @@ def test_stage_times_survive_a_damaged_record(tmp_path) -> None:
         [StageResult("collect", "done", 1.5, "x"), StageResult("eval", "reused", 0.0, "")], path
     )
     record = json.loads(path.read_text())
-    assert record["collect"] == {"seconds": 1.5, "detail": "x", "last_status": "done"}
+    assert record["collect"] == {"seconds": 1.5, "detail": "x", "gpu_busy": None, "last_status": "done"}
     assert record["eval"]["seconds"] == 0.0 and record["eval"]["last_status"] == "reused"
 
 

@@ -14,6 +14,7 @@ import typer
 
 from data.episodes import EpisodeReader
 from worldmodel.common.console import make_console
+from worldmodel.common.devices import DEVICE_HELP, resolve_device
 from worldmodel.common.errors import UserError
 from worldmodel.evaluation.energy_map import energy_map, save_heatmap
 from worldmodel.evaluation.rollout_report import held_out_episodes, report_lines, rollout_report, write_report
@@ -29,11 +30,11 @@ def _say(line: str) -> None:
     console.print(line, markup=False, highlight=False)
 
 
-def _load(run: Path, threads: int):
+def _load(run: Path, threads: int, device: str):
     if threads < 1:
         raise UserError(f"option --threads: expected an integer >= 1, got {threads}")
     torch.set_num_threads(threads)
-    return WorldModel.from_run(run).eval()
+    return WorldModel.from_run(run).eval().to(resolve_device(device))
 
 
 def energy_command(
@@ -45,6 +46,7 @@ def energy_command(
     dims: str = typer.Option("0,1", help="The two action dims to sweep, comma separated (0,1 = dx,dy)."),
     out: Path = typer.Option(None, "--out", help="Heatmap PNG (default: <run>/energy_ep<E>_step<T>.png)."),
     threads: int = typer.Option(1, help="torch threads (1 is fastest when the cores are shared)."),
+    device: str = typer.Option("auto", help=DEVICE_HELP),
 ) -> None:
     """One-step energy over a grid of candidate actions for one held-out transition, as a heatmap.
 
@@ -58,7 +60,7 @@ def energy_command(
         raise UserError(f"option --dims: expected two comma-separated integers, got '{dims}'") from None
     if len(sweep) != 2:
         raise UserError(f"option --dims: expected two comma-separated integers, got '{dims}'")
-    wm = _load(run, threads)
+    wm = _load(run, threads, device)
     reader = EpisodeReader(data)
     heldout, selection = held_out_episodes(reader, run)
     if episode < 0:
@@ -98,13 +100,14 @@ def rollout_report_command(
         None, "--cache", help="Embedding cache to read (default: the run's, if it matches this dataset)."
     ),
     threads: int = typer.Option(1, help="torch threads (1 is fastest when the cores are shared)."),
+    device: str = typer.Option("auto", help=DEVICE_HELP),
 ) -> None:
     """Rollout L1 at horizons 1..H on held-out episodes: learned predictor vs copy-last-frame.
 
     Held out: episodes with split=heldout, else the last 20 % of episodes. Writes
     <run>/rollout_report.json.
     """
-    wm = _load(run, threads)
+    wm = _load(run, threads, device)
     report = rollout_report(wm, run, data, horizon=horizon, cache=cache)
     for line in report_lines(report):
         _say(line)

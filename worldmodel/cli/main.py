@@ -22,6 +22,7 @@ from worldmodel.cli.analysis import energy_command, rollout_report_command
 from worldmodel.cli.data import collect_command, data_app
 from worldmodel.cli.plan import eval_command, load_evaluation_config, plan_command
 from worldmodel.common.console import make_console
+from worldmodel.common.devices import DEVICE_HELP, resolve_device
 from worldmodel.common.errors import UserError
 from worldmodel.common.plots import save_side_by_side, writable_output
 from worldmodel.common.threads import use_threads
@@ -214,6 +215,7 @@ def probe_command(
     steps: int = typer.Option(30, help="Steps per episode."),
     split: str = typer.Option("heldout", help="Visual split of the probe frames."),
     baselines: bool = typer.Option(True, help="Also measure raw pixels and a random-init ViT."),
+    device: str = typer.Option("auto", help=DEVICE_HELP),
 ) -> None:
     """Does the latent track the task? Rank correlation of latent vs true distance, and linear probes.
 
@@ -234,7 +236,7 @@ def probe_command(
         grid_list = [int(g) for g in grids.split(",")]
     except ValueError:
         raise UserError(f"option --grids: expected comma-separated integers, got '{grids}'") from None
-    rows = run_probe(names, grid_list, env_id, episodes, steps, split)
+    rows = run_probe(names, grid_list, env_id, episodes, steps, split, device=resolve_device(device))
     table = Table(title=f"latent vs truth on {env_id} ({split}, {episodes * steps} frames)")
     for column in (
         "encoder",

@@ -131,6 +131,9 @@ class EvalConfig:
     # cem plan output of the simulator rows: with so few samples the elites' mean is noise of
     # about one step near the goal, the best sampled sequence is not (benchmarks/experiments.md).
     sim_output: str = "best"
+    # Episodes of the diagnostic rows (oracle, simulator: they simulate every candidate on the
+    # CPU); 0 = eval.episodes, as for every other row.
+    diagnostic_episodes: int = 0
     # Env ids whose episodes plan towards the task's sub-goal images in turn, each for an equal
     # share of the budget, the goal image last (envs/tasks.py `subgoals`): PickPlace = open hand
     # above the cube, hand closed on it, goal (as V-JEPA 2-AC does for pick-and-place); Push =
@@ -149,6 +152,12 @@ class EvalConfig:
         _check(self.sim_samples >= 1, "eval.sim_samples", "an integer >= 1", self.sim_samples)
         _check(self.sim_iterations >= 1, "eval.sim_iterations", "an integer >= 1", self.sim_iterations)
         _check(self.sim_output in ("mean", "best"), "eval.sim_output", "mean | best", self.sim_output)
+        _check(
+            self.diagnostic_episodes >= 0,
+            "eval.diagnostic_episodes",
+            "an integer >= 0",
+            self.diagnostic_episodes,
+        )
 
 
 PRETRAIN_METHODS = ("jepa", "mae")
@@ -181,6 +190,9 @@ class PretrainConfig:
     num_workers: int = 0
     log_every: int = 10
     checkpoint_every: int = 100
+    # Wall-clock cap in minutes (0 = none): training stops at max_steps or here, whichever is first,
+    # and exports what it has (a preset that must fit a fixed time, e.g. one lent GPU call).
+    max_minutes: float = 0.0
     resume: bool = False
     # jepa: V-JEPA (latent prediction, EMA target); mae: the pixel-reconstruction baseline on the
     # same backbone (jepa.encoder), masks (jepa.masks), data and schedule; decoder size in mae.*.
@@ -193,6 +205,7 @@ class PretrainConfig:
         _check(self.method in PRETRAIN_METHODS, "pretrain.method", " | ".join(PRETRAIN_METHODS), self.method)
         _check(self.min_target_std >= 0, "pretrain.min_target_std", "a number >= 0", self.min_target_std)
         _check(self.max_steps >= 1, "pretrain.max_steps", "an integer >= 1", self.max_steps)
+        _check(self.max_minutes >= 0, "pretrain.max_minutes", "a number >= 0 (0 = no cap)", self.max_minutes)
         _check(self.batch_size >= 1, "pretrain.batch_size", "an integer >= 1", self.batch_size)
         _check(self.clip_len >= 1, "pretrain.clip_len", "an integer >= 1", self.clip_len)
         _check(self.lr > 0, "pretrain.lr", "a number > 0", self.lr)
@@ -224,6 +237,9 @@ class TrainConfig:
     loss_exp: float = 1.0
     log_every: int = 10
     checkpoint_every: int = 100
+    # Wall-clock cap in minutes (0 = none): training stops at max_steps or here, whichever is first,
+    # and exports what it has (a preset that must fit a fixed time, e.g. one lent GPU call).
+    max_minutes: float = 0.0
     resume: bool = False
     # true: read latents from the embedding cache (`wm cache`); false: encode each batch's frames
     # with the frozen encoder on the fly (no cache needed, slower: see benchmarks/cache_speed.py).
@@ -245,6 +261,7 @@ class TrainConfig:
         updates = ("auto", "compose", "add", "hold")  # worldmodel.models.world_model.STATE_UPDATES
         _check(self.state_update in updates, "train.state_update", " | ".join(updates), self.state_update)
         _check(self.clip_len >= 2, "train.clip_len", "an integer >= 2", self.clip_len)
+        _check(self.max_minutes >= 0, "train.max_minutes", "a number >= 0 (0 = no cap)", self.max_minutes)
         _check(self.color_jitter >= 0, "train.color_jitter", "a number >= 0", self.color_jitter)
         _check(
             self.color_jitter == 0 or not self.from_cache,

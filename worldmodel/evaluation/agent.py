@@ -6,7 +6,7 @@ another simulator, a ROS node). It plans exactly as `run_mpc` does (same planner
     from worldmodel.evaluation.agent import Agent
 
     env = make_env("jepa_wm/Reach-v0", split="heldout")
-    agent = Agent.from_run("runs/ac/tiny", device="cpu")  # plan.* keys as keywords: samples=64, ...
+    agent = Agent.from_run("runs/ac/tiny")  # device="auto": CUDA when present  # plan.* keys as keywords: samples=64, ...
     observation, info = env.reset(seed=0)
     agent.set_goal(info["goal_pixels"])  # or a list of sub-goal images, the goal last, with steps=
     for _ in range(20):
@@ -28,6 +28,7 @@ from PIL import Image
 
 from data.episodes import EpisodeReader
 from planners import PlannerBase, PlanResult, WorldModel, make_planner, plan_config
+from worldmodel.common.devices import resolve_device
 from worldmodel.common.errors import UserError
 from worldmodel.config.schema import Config, load_config
 from worldmodel.evaluation.mpc import PlanStep, plan_step
@@ -82,7 +83,7 @@ class Agent:
         run: str | Path,
         planner: str | None = None,
         *,
-        device: str = "cpu",
+        device: str = "auto",
         action_space: gym.spaces.Box | None = None,
         action_names: Sequence[str] = (),
         **plan_overrides: Any,
@@ -104,7 +105,7 @@ class Agent:
             action_space, action_names = trained_action_space(run, config)
         bounds = named_action_bounds(action_space, action_names, plan.fix_rotation)
         wm = LearnedWorldModel.from_run(run, action_low=action_space.low, action_high=action_space.high)
-        wm.to(device)
+        wm.to(resolve_device(device))
         return cls(wm, make_planner(plan, bounds=bounds), wm.encoder.cfg.img_size)
 
     def set_goal(self, goal: Any, steps: int | None = None) -> None:

@@ -7,6 +7,8 @@ against: random actions (the floor) and the privileged scripted expert (proof th
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import time
 from collections.abc import Callable
@@ -15,6 +17,7 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
+from rich.console import Console
 from rich.table import Table
 
 from data.checks import validate
@@ -22,8 +25,10 @@ from data.collect import collect
 from data.episodes import EpisodeReader
 from envs.policies import make_policy
 from envs.registration import make_env, render_preview
-from worldmodel.common.atomic import write_json_atomic
+from worldmodel.common.atomic import write_json_atomic, write_text_atomic
 from worldmodel.common.console import make_console
+from worldmodel.common.devices import resolve_device
+from worldmodel.common.gpu_busy import GpuBusy
 from worldmodel.common.plots import save_side_by_side
 from worldmodel.config.schema import Config
 from worldmodel.evaluation.evaluate import evaluate, wilson_interval, write_outputs
@@ -42,6 +47,7 @@ class StageResult:
     status: str  # done | reused | pending
     seconds: float
     detail: str
+    gpu_busy: float | None = None  # mean GPU busy fraction while the stage ran (None: no GPU)
 
 
 def say(message: str) -> None:
@@ -55,10 +61,12 @@ def run_stage(name: str, is_done: Callable[[], bool], run: Callable[[], str]) ->
         return StageResult(name, "reused", 0.0, "")
     say(f"[{name}] started")
     start = time.perf_counter()
-    detail = run()
+    with GpuBusy() as gpu:  # records nothing on a machine without a GPU
+        detail = run()
     seconds = time.perf_counter() - start
-    say(f"[{name}] finished in {seconds:.1f} s  {detail}")
-    return StageResult(name, "done", seconds, detail)
+    busy = "" if gpu.mean_busy is None else f"  (GPU busy {gpu.mean_busy:.0%})"
+    say(f"[{name}] finished in {seconds:.1f} s{busy}  {detail}")
+    return StageResult(name, "done", seconds, detail, gpu.mean_busy)
 
 
 def reference_rows(env_ids: list[str], episodes: int, split: str = "heldout") -> list[ReferenceRow]:
@@ -125,7 +133,8 @@ def pretrain_stage(config: Config, name: str = "pretrain") -> tuple[StageResult,
     config.pretrain.resume = True
 
     def do_pretrain() -> str:
-        return str(pretrain(config) / "encoder.safetensors")
+        run = pretrain(config)
+        return f"{run / 'encoder.safetensors'} ({last_logged_step(run)} steps)"
 
     return run_stage(name, (encoder_dir / "encoder.safetensors").exists, do_pretrain), encoder_dir
 
@@ -144,9 +153,20 @@ def ac_stages(config: Config, encoder_dir: Path, prefix: str = "") -> list[Stage
     ac_dir = Path(config.run.root) / "ac" / config.run.name
 
     def do_train() -> str:
-        return str(train(config) / "predictor.safetensors")
+        run = train(config)
+        return f"{run / 'predictor.safetensors'} ({last_logged_step(run)} steps)"
 
     return [cached, run_stage(f"{prefix}train", (ac_dir / "predictor.safetensors").exists, do_train)]
+
+
+def last_logged_step(run: Path) -> int:
+    """The last step the run's metrics.csv logged (0 if none): what a time-capped stage reached."""
+    try:
+        with (run / "metrics.csv").open() as handle:
+            steps = [int(row["step"]) for row in csv.DictReader(handle) if row.get("step")]
+    except (OSError, ValueError, KeyError):
+        return 0
+    return max(steps, default=-1) + 1
 
 
 def run_demo(config: Config, episodes_per_task: int = 10) -> list[StageResult]:
@@ -178,7 +198,9 @@ def run_demo(config: Config, episodes_per_task: int = 10) -> list[StageResult]:
 
     def do_probe() -> str:
         names = list(dict.fromkeys([str(planner_latent), str(encoder_dir), "pixels", "random"]))
-        rows = run_probe(names, [grid], "jepa_wm/Push-v0", 20, 30, "heldout")
+        rows = run_probe(
+            names, [grid], "jepa_wm/Push-v0", 20, 30, "heldout", device=resolve_device(config.run.device)
+        )
         write_probe(rows, probe_json)
         return "; ".join(f"{latent_label(r['encoder'])}: rank corr EE {r['rank_corr_ee']:.2f}" for r in rows)
 
@@ -198,7 +220,11 @@ def run_demo(config: Config, episodes_per_task: int = 10) -> list[StageResult]:
 
     stages.append(run_stage("eval", eval_json.exists, do_eval))
     write_stage_times(stages, run_dir / "stages.json")
-    print_tables(stages, references, probe_json, eval_json)
+    tables = demo_tables(stages, references, probe_json, eval_json)
+    for table in tables:
+        console.print(table)
+    write_tables(tables, run_dir / "tables.txt")
+    print_outputs(probe_json.parent, eval_json.parent)
     return stages
 
 
@@ -212,7 +238,11 @@ def write_stage_times(stages: list[StageResult], path: Path) -> Path:
     record = {}
     for stage in stages:
         kept = previous.get(stage.name) if stage.status == "reused" else None
-        record[stage.name] = kept or {"seconds": stage.seconds, "detail": stage.detail}
+        record[stage.name] = kept or {
+            "seconds": stage.seconds,
+            "detail": stage.detail,
+            "gpu_busy": stage.gpu_busy,
+        }
         record[stage.name]["last_status"] = stage.status
     return write_json_atomic(path, record)
 
@@ -223,15 +253,27 @@ def latent_label(name: str) -> str:
     return f"{path.parent.name}/{path.name}" if "/" in name else name
 
 
-def print_tables(
+def write_tables(tables: list[Table], path: Path) -> Path:
+    """The printed tables as plain text, for a run whose terminal is far away (a lent GPU machine)."""
+    text = Console(file=io.StringIO(), width=140, record=True, color_system=None)
+    for table in tables:
+        text.print(table)
+    return write_text_atomic(path, text.export_text())
+
+
+def demo_tables(
     stages: list[StageResult], references: list[ReferenceRow], probe_json: Path, eval_json: Path
-) -> None:
+) -> list[Table]:
+    """The stage table, the probe table (when probed) and the success table."""
+    tables = []
     table = Table(title="pipeline stages")
-    for column in ("stage", "status", "seconds", "detail"):
+    on_gpu = any(s.gpu_busy is not None for s in stages)
+    for column in ("stage", "status", "seconds", *(["GPU busy"] if on_gpu else []), "detail"):
         table.add_column(column)
     for s in stages:
-        table.add_row(s.name, s.status, f"{s.seconds:.1f}", s.detail)
-    console.print(table)
+        busy = ["-" if s.gpu_busy is None else f"{s.gpu_busy:.0%}"] if on_gpu else []
+        table.add_row(s.name, s.status, f"{s.seconds:.1f}", *busy, s.detail)
+    tables.append(table)
     if probe_json.exists():
         probe = Table(title="does the latent track the task? (Push, held-out frames)")
         for column in (
@@ -248,31 +290,38 @@ def print_tables(
                 latent_label(r["encoder"]), str(r["tokens"]), f"{r['rank_corr_ee']:.3f}",
                 f"{r['rank_corr_ee_near']:.3f}", f"{r['rank_corr_cube']:.3f}", f"{r['cross_error_cm_ee']:.1f} cm",
             )  # fmt: skip
-        console.print(probe)
+        tables.append(probe)
     evaluated = json.loads(eval_json.read_text())["results"] if eval_json.exists() else []
     success = Table(title="goal-image success, held-out split")
-    for column in ("task", "policy", "episodes", "success", "mean final distance"):
+    for column in ("task", "policy", "episodes", "success", "95 % interval", "mean final distance"):
         success.add_column(column)
     for env_id in dict.fromkeys(r.task for r in references):
         for ref in (r for r in references if r.task == env_id):
             distance = f"{ref.mean_final_distance_cm:.1f} cm"
-            success.add_row(env_id, ref.label, str(ref.episodes), f"{ref.success_rate:.0%}", distance)
+            interval = f"[{ref.ci_low:.0%}, {ref.ci_high:.0%}]"
+            success.add_row(
+                env_id, ref.label, str(ref.episodes), f"{ref.success_rate:.0%}", interval, distance
+            )
         for r in (r for r in evaluated if r["task"] == env_id):
             success.add_row(
                 env_id,
                 ROW_LABELS.get(r["row"], r["row"]),
                 str(r["episodes"]),
                 f"{r['success_rate']:.0%}",
+                f"[{r['ci_low']:.0%}, {r['ci_high']:.0%}]",
                 f"{r['mean_final_distance_cm']:.1f} cm",
             )
-    console.print(success)
-    print_outputs(probe_json.parent, eval_json.parent)
+    tables.append(success)
+    return tables
 
 
 def print_outputs(demo_dir: Path, eval_dir: Path) -> None:
     """Where to look next: the planning videos, the plots and the report (those that exist)."""
     looks = [
-        ("planning videos", sorted((eval_dir / "videos").glob("*.mp4"))),
+        (
+            "planning videos",
+            sorted((eval_dir / "videos").glob("*.[mg][pi][4f]")),
+        ),  # .mp4, or .gif without ffmpeg
         ("plots", [p for p in (eval_dir / "success.png", eval_dir / "energy.png") if p.exists()]),
         ("report (open in a browser)", [p for p in [eval_dir / "report.html"] if p.exists()]),
         ("held-out scenes", [p for p in [demo_dir / "scenes.png"] if p.exists()]),

@@ -23,11 +23,17 @@ from worldmodel.common.atomic import write_json_atomic
 from worldmodel.common.peak_memory import PeakMemory
 from worldmodel.common.plots import plot_energy_curves, plot_success
 from worldmodel.common.progress import ProgressReport, ProgressTask
-from worldmodel.config.schema import Config, to_yaml
+from worldmodel.config.schema import Config, EvalConfig, to_yaml
 from worldmodel.evaluation.mpc import EpisodeOutcome, MPCResult, run_mpc
 from worldmodel.evaluation.plan_run import write_video
 from worldmodel.evaluation.report import ReferenceRow, write_report
-from worldmodel.evaluation.rows import build_planner, build_world_model, env_kwargs_for, planner_label
+from worldmodel.evaluation.rows import (
+    SIMULATOR_ROWS,
+    build_planner,
+    build_world_model,
+    env_kwargs_for,
+    planner_label,
+)
 from worldmodel.training.runs import git_commit
 
 MAX_CLIP_FRAMES = 40  # the report's episode video: at most this many frames, evenly spaced
@@ -101,12 +107,13 @@ def evaluate_row(
     ev = config.eval
     planner = build_planner(config, probe_env, row)
     wm = build_world_model(row, env_id, env_kwargs, config, probe_env.action_space)
-    seeds = [1_000_000 + config.run.seed * 1000 + i for i in range(ev.episodes)]
+    episodes = row_episodes(ev, row)
+    seeds = [1_000_000 + config.run.seed * 1000 + i for i in range(episodes)]
     task = report.task(
         f"{env_id} row={row}",
-        ev.episodes * ev.budget,
+        episodes * ev.budget,
         "episode steps",
-        note=f"{ev.episodes} episodes x {ev.budget} steps",
+        note=f"{episodes} episodes x {ev.budget} steps",
     )
     with PeakMemory() as peak:  # this row's peak, not the process's running maximum
         outcome = run_mpc(
@@ -120,6 +127,12 @@ def evaluate_row(
     encoder = {"oracle": "-", "random": "-", "simulator": ev.encoder}.get(row, ev.world_model)
     name = Path(encoder).name or encoder
     return summarise(env_id, row, name, outcome, planner, clip, peak.cuda_mb or peak.mb)
+
+
+def row_episodes(ev: EvalConfig, row: str) -> int:
+    """`eval.diagnostic_episodes` for the rows that simulate every candidate (when set), else
+    `eval.episodes`; the first episodes are the same seeds in every row."""
+    return ev.diagnostic_episodes if row in SIMULATOR_ROWS and ev.diagnostic_episodes else ev.episodes
 
 
 class SuccessTally:

@@ -88,8 +88,8 @@ def run_mpc(
             outcome.goal = np.asarray(goal).copy()
     plan_seconds, step = 0.0, 0
     while step < budget:
-        states = torch.from_numpy(np.stack([o["state"] for o in observations]))
         z_obs = latents.observe(envs, observations)
+        states = torch.from_numpy(np.stack([o["state"] for o in observations])).to(z_obs.device)
         planned = plan_step(planner, wm, z_obs, states, z_goals, step, budget)
         plan_seconds += planned.seconds
         result, plan = planned.result, planned.actions

@@ -349,12 +349,14 @@ def write_video(
         tmp = _temp_for(target)
         try:
             if kind == "mp4":
-                with imageio.get_writer(
-                    tmp, format="FFMPEG", mode="I", fps=fps, codec="libx264", macro_block_size=16,
-                    pixelformat="yuv420p", quality=8, ffmpeg_log_level="error",
-                ) as writer:  # fmt: skip
-                    for image in video:
-                        writer.append_data(image)
+                try:
+                    _write_mp4(tmp, video, fps)
+                except (ImportError, RuntimeError) as err:  # no ffmpeg on this machine
+                    if gif is not None:
+                        continue  # the GIF asked for beside it is written anyway
+                    target = target.with_suffix(".gif")
+                    print(f"{path}: no MP4 writer here ({first_line(err)}); writing {target} instead")
+                    imageio.mimsave(tmp, video, format="GIF", duration=1000.0 / fps, loop=0)
             else:
                 imageio.mimsave(tmp, video, format="GIF", duration=1000.0 / fps, loop=0)
             os.replace(tmp, target)
@@ -362,3 +364,17 @@ def write_video(
             tmp.unlink(missing_ok=True)
         written.append(target)
     return written
+
+
+def _write_mp4(path: Path, video: list[np.ndarray], fps: float) -> None:
+    """H.264 through imageio's ffmpeg plugin (imageio-ffmpeg): ImportError or RuntimeError without it."""
+    with imageio.get_writer(
+        path, format="FFMPEG", mode="I", fps=fps, codec="libx264", macro_block_size=16,
+        pixelformat="yuv420p", quality=8, ffmpeg_log_level="error",
+    ) as writer:  # fmt: skip
+        for image in video:
+            writer.append_data(image)
+
+
+def first_line(err: BaseException) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]

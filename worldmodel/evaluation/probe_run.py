@@ -90,11 +90,13 @@ def run_probe(
     split: str,
     cross_appearance: bool = True,
     progress: bool | str = True,
+    device: torch.device | str = "cpu",
 ) -> list[dict]:
     """Probe numbers per encoder and grid on `split` frames; the cross-appearance probe is fitted on
     as many frames of the other split (other colours, lights, camera offsets). It doubles the
     frames to simulate and encode, so a caller that does not report it can switch it off.
-    `progress` (worldmodel/common/progress.py): the episodes simulated, the frames each encoder encodes."""
+    `progress` (worldmodel/common/progress.py): the episodes simulated, the frames each encoder encodes.
+    Encoders run on `device`; the probes themselves fit on the CPU."""
     other = "train" if split == "heldout" else "heldout"
     splits = [split, other] if cross_appearance else [split]
     with ProgressReport("probe", progress) as report:
@@ -111,7 +113,7 @@ def run_probe(
             # An AC run is probed once, through its own pooling or keypoint readout.
             name_grids = grids[:1] if is_ac_run(name) else grids
             encoding = report.task(f"encode {name}", len(images) * len(splits) * len(name_grids), "frames")
-            rows += [probe_encoder(name, grid, images, targets, fit, encoding) for grid in name_grids]
+            rows += [probe_encoder(name, grid, images, targets, fit, encoding, device) for grid in name_grids]
             encoding.finish()
     return rows
 
@@ -123,12 +125,17 @@ def probe_encoder(
     targets: dict,
     fit: tuple[torch.Tensor, dict] | None,
     task: ProgressTask,
+    device: torch.device | str = "cpu",
 ) -> dict:
     """One probe row: encoder `name` pooled to `grid`, probed on `images`; with `fit` (the other
     split's frames and targets), also the cross-appearance probe."""
     groups = targets["episode"]
     truth = {k: v for k, v in targets.items() if k != "episode"}
-    encode = make_encode_fn(name, grid, image_size=images.shape[1])
+    on_device = make_encode_fn(name, grid, image_size=images.shape[1], device=device)
+
+    def encode(frames: torch.Tensor) -> torch.Tensor:
+        return on_device(frames).cpu()
+
     size = len(images) if name == "pixels" else ENCODE_SLICE
     latents = encode_counted(encode, images, task, size)
     # Within-episode pairs: same appearance, as when the planner compares frame and goal.

@@ -17,6 +17,7 @@ import gymnasium as gym
 
 from envs.registration import ENV_IDS
 from planners import ActionBounds, PlannerBase, make_planner
+from worldmodel.common.devices import resolve_device
 from worldmodel.common.errors import UserError
 from worldmodel.config.schema import Config
 from worldmodel.evaluation.simulator import OracleWorldModel, SimulatorWorldModel
@@ -101,19 +102,21 @@ def build_planner(config: Config, env: gym.Env, row: str) -> PlannerBase:
 def build_world_model(
     row: str, env_id: str, env_kwargs: dict[str, Any], config: Config, action_space: gym.spaces.Box
 ) -> Any:
-    """The oracle (also the random row's: it needs no model and is the cheapest), the simulator
-    with `eval.encoder`, or the learned world model of `eval.world_model`."""
+    """The oracle (also the random row's: it needs no model and is the cheapest; it plans on true
+    positions, on the CPU), the simulator with `eval.encoder`, or the learned world model of
+    `eval.world_model`; their networks on `run.device`."""
     if row in ("oracle", "random"):
         return OracleWorldModel(env_id, env_kwargs)
+    device = resolve_device(config.run.device)
     if row == "simulator":
-        return SimulatorWorldModel(
-            env_id, env_kwargs, make_encode_fn(config.eval.encoder, config.eval.latent_grid)
-        )
+        encode = make_encode_fn(config.eval.encoder, config.eval.latent_grid, device=device)
+        return SimulatorWorldModel(env_id, env_kwargs, encode)
     if not config.eval.world_model:
         raise UserError(f"eval row '{row}': set eval.world_model to an AC run folder (stage 2, `wm train`)")
-    return WorldModel.from_run(
+    wm = WorldModel.from_run(
         config.eval.world_model, action_low=action_space.low, action_high=action_space.high
     )
+    return wm.to(device)
 
 
 def planner_label(planner: PlannerBase) -> str:

@@ -205,10 +205,15 @@ class WorldModel:
         return next(self.predictor.parameters()).device
 
     def to(self, device: torch.device | str) -> WorldModel:
+        """Every network and the action bounds on `device` (nothing is copied there per rollout)."""
         self.encoder.to(device)
         self.predictor.to(device)
         if self.readout is not None:
             self.readout.to(device)
+        if self.action_low is not None:
+            self.action_low = self.action_low.to(device)
+        if self.action_high is not None:
+            self.action_high = self.action_high.to(device)
         return self
 
     def eval(self) -> WorldModel:
@@ -350,16 +355,19 @@ def is_ac_run(name: str | Path) -> bool:
     return (Path(name) / PREDICTOR_FILE).is_file()
 
 
-def make_encode_fn(name: str, grid: int, image_size: int = 64, seed: int = 0) -> EncodeFn:
+def make_encode_fn(
+    name: str, grid: int, image_size: int = 64, seed: int = 0, device: torch.device | str = "cpu"
+) -> EncodeFn:
     """`pixels`, `random` (a random-init tiny ViT), a pretrain run folder / encoder file, or an AC
     run folder (runs/ac/<name>): exactly the latent its planner uses (its pooling or keypoint
-    readout; `grid` is then ignored)."""
+    readout; `grid` is then ignored). The model runs on `device`; latents come back there."""
     if name == "pixels":
-        return pixel_encode_fn(grid)
+        pixels = pixel_encode_fn(grid)
+        return lambda images: pixels(images.to(device))
     if name == "random":
         torch.manual_seed(seed)
-        return vit_encode_fn(VisionTransformer(ViTConfig(img_size=image_size)).eval(), grid)
+        return vit_encode_fn(VisionTransformer(ViTConfig(img_size=image_size)).eval().to(device), grid)
     if is_ac_run(name):
-        return WorldModel.from_run(name).encode
+        return WorldModel.from_run(name).to(device).encode
     encoder, _ = load_encoder(name)
-    return vit_encode_fn(encoder, grid)
+    return vit_encode_fn(encoder.to(device), grid)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler
 
 from data.cache import CacheKey, check_cache, read_cache
 from data.episodes import EpisodeReader
@@ -61,7 +61,10 @@ class StepWindows(Dataset):
 
 
 class LatentWindows(StepWindows):
-    """Windows of cached latents (`z`)."""
+    """Windows of cached latents (`z`). Indexed with a list of windows, it returns their whole batch
+    (three gathers from episode-concatenated arrays, built on first use) instead of one Python call
+    per window, so feeding a GPU costs microseconds per batch (`batch_loader`); the batches equal
+    those of a per-window DataLoader."""
 
     key = "z"
 
@@ -69,9 +72,54 @@ class LatentWindows(StepWindows):
         self.episodes = episodes
         states, actions = [s for _, s, _ in episodes], [a for _, _, a in episodes]
         super().__init__([len(z) for z, _, _ in episodes], states, actions, clip_len, "cached episode")
+        self._flat: tuple[torch.Tensor, ...] | None = None
 
     def observations(self, episode: int, steps: slice) -> np.ndarray:
         return self.episodes[episode][0][steps]
+
+    def _flat_arrays(self) -> tuple[torch.Tensor, ...]:
+        """(z, states, actions) of all episodes end to end, and each window's first frame and action."""
+        if self._flat is None:
+            frame_start = np.cumsum([0] + [len(z) for z, _, _ in self.episodes[:-1]])
+            action_start = np.cumsum([0] + [len(a) for _, _, a in self.episodes[:-1]])
+            e, s = np.asarray(self.index).T
+            self._flat = (
+                torch.from_numpy(np.concatenate([z for z, _, _ in self.episodes])),
+                torch.from_numpy(np.concatenate(self.states)),
+                torch.from_numpy(np.concatenate(self.actions)),
+                torch.from_numpy(frame_start[e] + s),
+                torch.from_numpy(action_start[e] + s),
+            )
+        return self._flat
+
+    def __getitem__(self, item: int | list[int]) -> dict[str, torch.Tensor]:  # type: ignore[override]
+        if isinstance(item, int | np.integer):
+            return super().__getitem__(int(item))
+        z, states, actions, first_frame, first_action = self._flat_arrays()
+        rows = torch.as_tensor(item)
+        frames = first_frame[rows, None] + torch.arange(self.clip_len)
+        steps = first_action[rows, None] + torch.arange(self.clip_len - 1)
+        return {self.key: z[frames], "states": states[frames], "actions": actions[steps]}
+
+
+def batch_loader(
+    windows: StepWindows, batch_size: int, generator: torch.Generator, pin_memory: bool = False
+) -> DataLoader:
+    """Shuffled batches (last partial one dropped), in the order `DataLoader(windows, batch_size,
+    shuffle=True, drop_last=True, generator=generator)` gives; latent windows are fetched a whole
+    batch at a time, frame windows one by one."""
+    if not isinstance(windows, LatentWindows):
+        return DataLoader(
+            windows,
+            batch_size=batch_size,
+            shuffle=True,
+            drop_last=True,
+            generator=generator,
+            pin_memory=pin_memory,
+        )
+    batches = BatchSampler(RandomSampler(windows, generator=generator), batch_size, drop_last=True)
+    # The loader draws its worker seed from `generator` first, as a shuffling DataLoader does.
+    return DataLoader(windows, batch_size=None, sampler=batches, generator=generator, pin_memory=pin_memory)
 
 
 class FrameWindows(StepWindows):

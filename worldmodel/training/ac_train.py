@@ -13,9 +13,9 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader
 
 from data.cache import CacheKey
+from worldmodel.common.devices import is_cuda, resolve_device
 from worldmodel.config.schema import Config
 from worldmodel.models.ac_predictor import ACPredictorConfig
 from worldmodel.models.encoders import encoder_path, load_encoder
@@ -23,6 +23,7 @@ from worldmodel.models.readout import apply_readout
 from worldmodel.models.world_model import PREDICTOR_FILE, PREDICTOR_FORMAT
 from worldmodel.training.ac_data import (
     LatentWindows,
+    batch_loader,
     predictor_config,
     readout_predictor_config,
     training_windows,
@@ -66,17 +67,15 @@ def train(config: Config) -> Path:
             )
             ac = readout_predictor_config(ac, readout)
         torch.manual_seed(config.run.seed)
-        loader = DataLoader(
-            windows,
-            batch_size=t.batch_size,
-            shuffle=True,
-            drop_last=True,
-            generator=torch.Generator().manual_seed(config.run.seed),
-        )
+        generator = torch.Generator().manual_seed(config.run.seed)
+        pinned = is_cuda(resolve_device(config.run.device))  # page-locked: the copy overlaps compute
+        loader = batch_loader(windows, t.batch_size, generator, pinned)
         module = ACModule(ac, config, None if t.from_cache else encoder)
         # The predictor keeps the official checkpoint's extrinsics_encoder, unused unless ac.use_extrinsics.
         unused = not ac.use_extrinsics
-        trainer = make_trainer(run, config, t.max_steps, t.checkpoint_every, t.log_every, unused)
+        trainer = make_trainer(
+            run, config, t.max_steps, t.checkpoint_every, t.log_every, unused, t.max_minutes
+        )
         trainer.fit(module, train_dataloaders=loader, ckpt_path=str(resume_from) if resume_from else None)
         trainer.save_checkpoint(run.last_checkpoint)  # the final state, for resume=true
         run.export(PREDICTOR_FILE, module.predictor.state_dict(), predictor_metadata(config, ac, key))

@@ -17,7 +17,8 @@ import lightning as L
 import torch
 from omegaconf import OmegaConf
 
-from data.clips import ClipConfig, ClipDataModule
+from data.clips import IMAGENET_MEAN, IMAGENET_STD, ClipConfig, ClipDataModule
+from worldmodel.common.devices import is_cuda, resolve_device
 from worldmodel.common.errors import UserError
 from worldmodel.config.schema import Config, MAESection, PretrainConfig
 from worldmodel.models.checkpoints import encoder_metadata
@@ -49,11 +50,14 @@ class PretrainModule(L.LightningModule):
         self.method = schedule.method
         self.model = build_model(schedule.method, jepa, mae)
         self.schedule = schedule
-        self._collapse_stat = float("inf")
+        self._collapse_stat = torch.tensor(float("inf"))
+        # ImageNet statistics as buffers: on the device with the model, never copied per step.
+        self.register_buffer("pixel_mean", IMAGENET_MEAN.view(1, 1, 3, 1, 1).clone(), persistent=False)
+        self.register_buffer("pixel_std", IMAGENET_STD.view(1, 1, 3, 1, 1).clone(), persistent=False)
 
     def training_step(self, batch: tuple[dict[str, torch.Tensor], list], batch_idx: int) -> torch.Tensor:
         clips, masks = batch
-        frames = clips["frames"].permute(0, 2, 1, 3, 4)  # [B,T,3,H,W] -> [B,3,T,H,W]
+        frames = self.normalized(clips["frames"]).permute(0, 2, 1, 3, 4)  # [B,T,3,H,W] -> [B,3,T,H,W]
         out = self.model(frames, [m.to(self.device) for m in masks])
         self.log("loss", out["loss"], prog_bar=True)
         keys = DIAGNOSTICS[self.method]
@@ -61,20 +65,27 @@ class PretrainModule(L.LightningModule):
             self.log(key, out[key], prog_bar=key == keys[0])
         if "regularizer" in out:
             self.log("regularizer", out["regularizer"])
-        self._collapse_stat = float(out[keys[0]])
+        self._collapse_stat = out[keys[0]].detach()  # read (a host sync) only when the guard checks it
         self.log("lr", self.optimizers().param_groups[0]["lr"])
         return out["loss"]
+
+    def normalized(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 clips (they cross to the device as bytes, 4x fewer than float32) normalised here, on
+        the module's device; float clips are already normalised."""
+        if frames.dtype != torch.uint8:
+            return frames
+        return (frames.float() / 255.0 - self.pixel_mean) / self.pixel_std
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         s = self.schedule
         if (
             s.min_target_std > 0
             and self.global_step > s.warmup_steps
-            and self._collapse_stat < s.min_target_std
+            and float(self._collapse_stat) < s.min_target_std
         ):
             name = DIAGNOSTICS[self.method][0]
             raise UserError(
-                f"representation collapse at step {self.global_step}: {name} {self._collapse_stat:.3g} < "
+                f"representation collapse at step {self.global_step}: {name} {float(self._collapse_stat):.3g} < "
                 f"pretrain.min_target_std={s.min_target_std:g}; stopping"
             )
         if isinstance(self.model, JEPA):
@@ -128,9 +139,15 @@ def pretrain(config: Config) -> Path:
         )
         grid = jepa_cfg.encoder.grid(p.clip_len, config.env.image_size)
         collate = MaskCollator(jepa_cfg.masks, grid, seed=config.run.seed)
-        data = ClipDataModule(p.data, clip_cfg, image_size=config.env.image_size, collate_fn=collate)
+        # Clips stay uint8 until the module normalises them on the run device (pinned for a GPU).
+        data = ClipDataModule(
+            p.data, clip_cfg, normalize=False, image_size=config.env.image_size, collate_fn=collate,
+            pin_memory=is_cuda(resolve_device(config.run.device)),
+        )  # fmt: skip
         module = PretrainModule(jepa_cfg, p, config.mae)
-        trainer = make_trainer(run, config, p.max_steps, p.checkpoint_every, p.log_every)
+        trainer = make_trainer(
+            run, config, p.max_steps, p.checkpoint_every, p.log_every, max_minutes=p.max_minutes
+        )
         trainer.fit(module, datamodule=data, ckpt_path=str(resume_from) if resume_from else None)
         trainer.save_checkpoint(run.last_checkpoint)  # the final state, for resume=true
         model = module.model

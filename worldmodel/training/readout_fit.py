@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from worldmodel.common.devices import resolve_device
 from worldmodel.common.progress import ProgressReport
 from worldmodel.config.schema import Config
 from worldmodel.models.readout import (
@@ -25,6 +26,7 @@ from worldmodel.models.readout import (
     load_readout,
     save_readout,
 )
+from worldmodel.training.runs import SYNC_EVERY_CUDA
 
 
 def readout_loss(
@@ -50,41 +52,42 @@ def train_readout(
     cfg: ReadoutConfig,
     seed: int = 0,
     progress: bool | str = True,
+    device: torch.device | str = "cpu",
 ) -> KeypointReadout:
     """Fit keypoints by inverse dynamics on (tokens `[T+1, N, D]`, actions `[T, A]`) episodes.
 
-    All frames sit in one tensor (episode after episode), so a batch of pairs is two gathers.
-    `progress`: see worldmodel/common/progress.py."""
+    All frames sit in one tensor (episode after episode) on `device`, so a batch of pairs is two
+    gathers there; the loss is read (a host sync on a GPU) only every `SYNC_EVERY_CUDA` steps on a
+    GPU. `progress`: see worldmodel/common/progress.py. The readout comes back on `device`."""
     usable = [(z, a) for z, a in episodes if len(a) >= 1]
     if not usable:
         raise ValueError("train_readout: no episode has a single step")
+    device = torch.device(device)
     torch.manual_seed(seed)
-    generator = torch.Generator().manual_seed(seed)
-    tokens = torch.from_numpy(np.concatenate([z for z, _ in usable]))  # [sum(T+1), N, D]
-    actions = [torch.from_numpy(a).float() for _, a in usable]
+    generator = torch.Generator(device=device).manual_seed(seed)
+    tokens = torch.from_numpy(np.concatenate([z for z, _ in usable])).to(device)  # [sum(T+1), N, D]
+    actions = [torch.from_numpy(a).float().to(device) for _, a in usable]
     action_dim = actions[0].shape[-1]
     # Per frame, the actions summed since its episode began: pair sums are differences.
     cumulative = torch.cat([torch.cat([a.new_zeros(1, action_dim), a.cumsum(0)]) for a in actions])
-    lengths = torch.tensor([len(a) for a in actions])
-    offsets = torch.cumsum(torch.cat([torch.zeros(1, dtype=torch.long), lengths[:-1] + 1]), 0)
+    lengths = torch.tensor([len(a) for a in actions], device=device)
+    offsets = torch.cumsum(torch.cat([lengths.new_zeros(1), lengths[:-1] + 1]), 0)
     all_actions = torch.cat(actions)
     scale = all_actions.std(dim=0) if len(all_actions) > 1 else all_actions.abs().mean(0)
     scale = torch.where(scale > 1e-6, scale, torch.zeros_like(scale))
 
-    readout = KeypointReadout(tokens.shape[-1], grid, cfg.keypoints, cfg.hidden)
-    idm = InverseDynamics(readout.latent_dim, action_dim)
+    readout = KeypointReadout(tokens.shape[-1], grid, cfg.keypoints, cfg.hidden).to(device)
+    idm = InverseDynamics(readout.latent_dim, action_dim).to(device)
+    every = SYNC_EVERY_CUDA if device.type == "cuda" else 1
     optimizer = torch.optim.AdamW([*readout.parameters(), *idm.parameters()], lr=cfg.lr, weight_decay=1e-4)
     with ProgressReport("train", progress) as report:
         fitting = report.task("keypoint readout", cfg.steps, "steps")
-        for _ in range(cfg.steps):
-            e = torch.randint(len(actions), (cfg.batch_size,), generator=generator)
-            skip = torch.minimum(
-                (torch.rand(cfg.batch_size, generator=generator) * cfg.max_skip).long() + 1, lengths[e]
-            )
-            start = (
-                offsets[e]
-                + (torch.rand(cfg.batch_size, generator=generator) * (lengths[e] - skip + 1)).long()
-            )
+        for step in range(cfg.steps):
+            e = torch.randint(len(actions), (cfg.batch_size,), generator=generator, device=device)
+            draw = torch.rand(cfg.batch_size, generator=generator, device=device)
+            skip = torch.minimum((draw * cfg.max_skip).long() + 1, lengths[e])
+            draw = torch.rand(cfg.batch_size, generator=generator, device=device)
+            start = offsets[e] + (draw * (lengths[e] - skip + 1)).long()
             summed = cumulative[start + skip] - cumulative[start]
             loss = readout_loss(
                 readout, idm, tokens[start].float(), tokens[start + skip].float(), summed, scale, skip
@@ -92,7 +95,10 @@ def train_readout(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            fitting.update(advance=1, status=f"loss {loss.item():.4g}")
+            if (step + 1) % every == 0 or step + 1 == cfg.steps:
+                fitting.update(advance=1, status=f"loss {loss.item():.4g}")
+            else:
+                fitting.update(advance=1)
         fitting.finish()
     return readout.eval().requires_grad_(False)
 
@@ -110,9 +116,12 @@ def run_readout(
     Every DDP rank fits it identically (same data, seed and threads), so no rank waits for rank 0's
     file when the ranks start together."""
     path = run_path / READOUT_FILE
+    device = resolve_device(config.run.device)
     if config.train.resume and path.is_file():
-        return load_readout(path)
-    readout = train_readout([(z, a) for z, _, a in episodes], grid, config.readout, seed=config.run.seed)
+        return load_readout(path).to(device)
+    readout = train_readout(
+        [(z, a) for z, _, a in episodes], grid, config.readout, seed=config.run.seed, device=device
+    )
     if save:
         save_readout(readout, path)
     return readout

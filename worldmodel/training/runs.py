@@ -21,6 +21,7 @@ import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ProgressBar
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from data.episodes import DatasetLock
+from worldmodel.common.devices import resolve_device
 from worldmodel.common.errors import UserError
 from worldmodel.common.plots import writable_output
 from worldmodel.common.progress import ProgressReport, ProgressTask
@@ -152,12 +154,33 @@ def point_at_resume(err: BaseException, path: Path) -> None:
         print(hint, file=sys.stderr, flush=True)
 
 
+# On a GPU, reading a loss value waits for the whole step to finish, so the host cannot queue the
+# next one: the callbacks read values only every SYNC_EVERY_CUDA steps there (every step on a CPU,
+# where it costs nothing).
+SYNC_EVERY_CUDA = 25
+
+
+def host_sync_every(device: str) -> int:
+    return SYNC_EVERY_CUDA if device.startswith("cuda") else 1
+
+
 class StopOnNonFinite(Callback):
-    """Stop at the first NaN/inf loss with a clear message; the last good checkpoint stays intact."""
+    """Stop at the first NaN/inf loss with a clear message; the last good checkpoint stays intact.
+
+    The loss is read every `every` steps (and always before a checkpoint is written), so a NaN is
+    caught at most `every - 1` steps late and never saved."""
+
+    def __init__(self, every: int = 1, checkpoint_every: int = 0) -> None:
+        super().__init__()
+        self.every, self.checkpoint_every = max(every, 1), checkpoint_every
 
     def on_train_batch_end(
         self, trainer: L.Trainer, module: L.LightningModule, outputs: Any, *args: Any
     ) -> None:
+        step = trainer.global_step
+        due = step % self.every == 0 or (self.checkpoint_every and step % self.checkpoint_every == 0)
+        if not due and step < trainer.max_steps:
+            return
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
         if loss is not None and not math.isfinite(float(loss)):
             raise UserError(
@@ -171,9 +194,10 @@ class StepBar(ProgressBar):
     progress-bar metrics (the loss first) beside it: it runs across epoch boundaries and a resumed
     run starts at its checkpoint's step. Plain lines instead when stderr is not a terminal."""
 
-    def __init__(self, name: str, description: str, progress: bool | str = True) -> None:
+    def __init__(self, name: str, description: str, progress: bool | str = True, every: int = 1) -> None:
         super().__init__()
         self.name, self.description, self.progress = name, description, progress
+        self.every = max(every, 1)  # metrics (a host sync on a GPU) are read every `every` steps
         self.enabled = True
         self.report: ProgressReport | None = None
         self.task: ProgressTask | None = None
@@ -193,8 +217,12 @@ class StepBar(ProgressBar):
         self.task = self.report.task(self.description, total, "steps", note=note, completed=step)
 
     def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, *args: Any) -> None:
-        if self.task is not None:
+        if self.task is None:
+            return
+        if trainer.global_step % self.every == 0:
             self.task.update(completed=trainer.global_step, status=self.metrics_text(trainer))
+        else:
+            self.task.update(completed=trainer.global_step)
 
     def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         if self.task is not None:
@@ -240,11 +268,8 @@ def precision_for(device: str) -> str:
 
 
 def pick_device(requested: str) -> str:
-    if requested == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if requested.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"config key 'run.device': '{requested}' requested but CUDA is not available")
-    return requested
+    """`run.device` resolved by the one rule (worldmodel/common/devices.py), as Lightning's string."""
+    return str(resolve_device(requested))
 
 
 # Lightning's notices that say nothing about this run (device probes, an ad for a logging service,
@@ -285,11 +310,13 @@ def make_trainer(
     checkpoint_every: int,
     log_every: int,
     unused_parameters: bool = False,
+    max_minutes: float = 0.0,
 ) -> L.Trainer:
     """A Lightning Trainer logging to `<run>/metrics.csv` and TensorBoard event files in
     `<run>/tensorboard/`, checkpointing to `<run>/checkpoints/`, with `run.strategy` over `run.devices`
-    processes (`unused_parameters`: the module has weights the loss never reaches). Fixed log folders
-    (name="", version="") so resume=true appends where the run began."""
+    processes (`unused_parameters`: the module has weights the loss never reaches), stopping at
+    `max_steps` or after `max_minutes` of training (0: no cap). Fixed log folders (name="",
+    version="") so resume=true appends where the run began."""
     quiet_lightning()
     device = pick_device(config.run.device)
     loggers = [
@@ -312,15 +339,17 @@ def make_trainer(
     )
     return L.Trainer(
         max_steps=max_steps,
+        max_time=timedelta(minutes=max_minutes) if max_minutes > 0 else None,
         accelerator="gpu" if device.startswith("cuda") else "cpu",
         strategy=lightning_strategy(config.run.strategy, device, unused_parameters),
-        devices=config.run.devices,
+        # cuda:N: that one GPU; otherwise `run.devices` of the accelerator's devices.
+        devices=[index] if (index := torch.device(device).index) is not None else config.run.devices,
         precision=precision_for(device),
         logger=loggers,
         callbacks=[
             checkpoints,
-            StopOnNonFinite(),
-            StepBar(BAR_NAMES.get(run.stage, run.stage), run.path.name),
+            StopOnNonFinite(host_sync_every(device), checkpoint_every),
+            StepBar(BAR_NAMES.get(run.stage, run.stage), run.path.name, every=host_sync_every(device)),
         ],
         log_every_n_steps=log_every,
         enable_model_summary=False,
