@@ -28,7 +28,7 @@ case "$mode" in
   full)
     wm demo preset=gpu "${@:3}" >"$out/demo.log" 2>&1
     echo "demo preset=gpu: exit $? after $(( $(date +%s) - start )) s"; tail -60 "$out/demo.log"
-    for f in tables.txt stages.json probe.json eval/results.json; do cp "runs/demo/gpu/$f" "$out/" 2>/dev/null; done
+    for f in tables.txt stages.json probe.json machine.json eval/results.json; do cp "runs/demo/gpu/$f" "$out/" 2>/dev/null; done
     ;;
   *) echo "usage: benchmarks/gpu_check.sh smoke|full OUT" >&2; exit 2 ;;
 esac

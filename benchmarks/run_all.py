@@ -19,6 +19,7 @@ from benchmarks import (
     demo_stages,
     encoder_seeds,
     env_fps,
+    gpu_demo,
     gpu_stages,
     planner_speed,
     planners,
@@ -49,6 +50,7 @@ STUDIES: dict[str, Main] = {
     "ablation": ablation.main,
     "encoder_seeds": encoder_seeds.main,
     "planners": planners.main,
+    "gpu_demo": gpu_demo.main,  # reads a `benchmarks/gpu_check.sh full` run's files
 }
 START, END = "<!-- BENCH-TABLE:START -->", "<!-- BENCH-TABLE:END -->"
 SUMMARY_START, SUMMARY_END = "<!-- SUMMARY:START -->", "<!-- SUMMARY:END -->"
@@ -91,13 +93,40 @@ SUMMARY_ROWS = (
         "collect_fps_2_workers",
         "{:.0f} frames/s",
     ),
+    ("`wm demo preset=gpu`, whole pipeline on one GPU", "gpu_demo", "pipeline_s", "{:.0f} s"),
     (
-        "KV-cached vs recomputed rollout, 4 tokens per frame",
-        "rollout_speed",
-        "tokens4_speedup",
-        "{:.1f}x faster",
+        "learned-row success, preset=gpu, Reach / Push / Grasp / PickPlace (50 held-out episodes each)",
+        "gpu_demo",
+        "Reach-v0 learned success",
+        lambda f: " / ".join(
+            f"{f[f'{t}-v0 learned success']:.0%}" for t in ("Reach", "Push", "Grasp", "PickPlace")
+        ),
+    ),
+    (
+        "one planned action on the GPU, CEM 256 x 5, horizon 3, 50 episodes batched (1 token / 64 tokens)",
+        "gpu_demo",
+        "ms_per_action",
+        lambda f: (
+            f"{f['ms_per_action']:.0f} ms / {_figure('gpu_stages', 'plan_ms_per_episode', '{:.0f} ms')}"
+        ),
+    ),
+    (
+        "ViT 384x8, batch 64: pretraining / AC training steps per second on the GPU (GPU busy)",
+        "gpu_stages",
+        "pretrain_steps_per_s",
+        lambda f: (
+            f"{f['pretrain_steps_per_s']:.1f} ({f['pretrain_gpu_busy']:.0%}) / "
+            f"{f['train_steps_per_s']:.1f} ({f['train_gpu_busy']:.0%})"
+        ),
     ),
 )
+
+
+def _figure(name: str, key: str, form: str) -> str:
+    """One figure of another result file, formatted, or "not measured"."""
+    path = RESULTS_DIR / f"{name}.json"
+    value = json.loads(path.read_text()).get("figures", {}).get(key) if path.is_file() else None
+    return "not measured" if value is None else form.format(value)
 
 
 def run(names: tuple[str, ...] = tuple(BENCHMARKS)) -> None:
@@ -146,16 +175,26 @@ def summary() -> str:
             lines.append(f"| {label} | not measured | `wm bench {name}` |")
             continue
         result = json.loads(path.read_text())
-        value = result.get("figures", {}).get(key)
-        cell = "not measured" if value is None else form.format(value)
+        figures = result.get("figures", {})
+        value = figures.get(key)
+        cell = "not measured" if value is None else form(figures) if callable(form) else form.format(value)
         lines.append(
             f"| {label} | {cell} | `{name}` ({result['date'][:10]}, {(result.get('git_commit') or '?')[:8]}) |"
         )
-        m = result.get("machine", {})
-        machines.add(
-            f"{m.get('cpu_count', '?')} CPU cores ({m.get('processor', '?')}), no GPU, torch {m.get('torch', '?')}"
-        )
-    return "\n".join([*lines, "", "Machine: " + "; ".join(sorted(machines)) + "."])
+        machines.add(machine_text(result))
+    return "\n".join([*lines, "", "Machines: " + "; ".join(sorted(machines)) + "."])
+
+
+def machine_text(result: dict) -> str:
+    """The machine a result was measured on, in words (a GPU run names its GPU)."""
+    m = result.get("machine", {})
+    if "description" in m:
+        return m["description"]
+    gpu = result.get("figures", {}).get("gpu_name")
+    cores = f"{m.get('cpu_count', '?')} CPU cores"
+    if gpu:
+        return f"{gpu} with {cores}, torch {m.get('torch', '?')}"
+    return f"{cores} ({m.get('processor', '?')}), no GPU, torch {m.get('torch', '?')}"
 
 
 def update_readme() -> None:

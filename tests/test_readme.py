@@ -52,7 +52,7 @@ def test_readme_is_short_and_its_links_stay_inside_the_repository() -> None:
 def test_results_table_is_the_one_generated_from_the_result_files() -> None:
     block = TEXT.split(SUMMARY_START, 1)[1].split(SUMMARY_END, 1)[0]
     assert block.strip() == summary().strip()
-    assert "Machine: 2 CPU cores" in block
+    assert "Machines: 2 CPU cores" in block and "no GPU" in block  # each result names its machine
 
 
 def test_the_two_commands_come_first_and_are_the_makefile_targets() -> None:

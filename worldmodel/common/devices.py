@@ -7,6 +7,9 @@ so a config that names a device gets it everywhere, not only in the Lightning tr
 
 from __future__ import annotations
 
+import os
+import platform
+
 import torch
 
 from worldmodel.common.errors import UserError
@@ -29,3 +32,16 @@ def resolve_device(requested: str | torch.device = "auto") -> torch.device:
 
 def is_cuda(device: str | torch.device) -> bool:
     return torch.device(device).type == "cuda"
+
+
+def describe_machine() -> dict[str, object]:
+    """What a result was measured on: CPU cores, torch, and the GPU if torch sees one."""
+    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else None
+    cores = os.cpu_count()
+    text = f"{gpu} with {cores} CPU cores" if gpu else f"{cores} CPU cores ({platform.machine()}), no GPU"
+    return {
+        "description": f"{text}, torch {torch.__version__}",
+        "cpu_count": cores,
+        "gpu": gpu,
+        "torch": torch.__version__,
+    }

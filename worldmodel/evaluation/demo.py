@@ -27,7 +27,7 @@ from envs.policies import make_policy
 from envs.registration import make_env, render_preview
 from worldmodel.common.atomic import write_json_atomic, write_text_atomic
 from worldmodel.common.console import make_console
-from worldmodel.common.devices import resolve_device
+from worldmodel.common.devices import describe_machine, resolve_device
 from worldmodel.common.gpu_busy import GpuBusy
 from worldmodel.common.plots import save_side_by_side
 from worldmodel.config.schema import Config
@@ -220,6 +220,7 @@ def run_demo(config: Config, episodes_per_task: int = 10) -> list[StageResult]:
 
     stages.append(run_stage("eval", eval_json.exists, do_eval))
     write_stage_times(stages, run_dir / "stages.json")
+    write_json_atomic(run_dir / "machine.json", describe_machine())
     tables = demo_tables(stages, references, probe_json, eval_json)
     for table in tables:
         console.print(table)

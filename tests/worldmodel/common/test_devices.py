@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from worldmodel.common.devices import is_cuda, resolve_device
+from worldmodel.common.devices import describe_machine, is_cuda, resolve_device
 from worldmodel.common.errors import UserError
 
 
@@ -29,3 +29,12 @@ def test_cuda_without_a_gpu_and_bad_names_are_one_line_errors(monkeypatch) -> No
 
 def test_is_cuda_reads_the_device_type() -> None:
     assert not is_cuda("cpu") and is_cuda(torch.device("cuda", 0)) and is_cuda("cuda:1")
+
+
+def test_the_machine_description_names_the_gpu_only_when_there_is_one(monkeypatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    cpu = describe_machine()
+    assert cpu["gpu"] is None and "no GPU" in cpu["description"] and torch.__version__ in cpu["description"]
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "NVIDIA H200")
+    assert describe_machine()["description"].startswith("NVIDIA H200 with")
