@@ -21,6 +21,8 @@ from benchmarks import (
     env_fps,
     gpu_demo,
     gpu_stages,
+    latent_screen,
+    official_sizes,
     planner_speed,
     planners,
     pretrain_compare,
@@ -51,6 +53,8 @@ STUDIES: dict[str, Main] = {
     "encoder_seeds": encoder_seeds.main,
     "planners": planners.main,
     "gpu_demo": gpu_demo.main,  # reads a `benchmarks/gpu_check.sh full` run's files
+    "latent_screen": latent_screen.main,  # ~10 min: which latent sees the cube (offline)
+    "official_sizes": official_sizes.main,  # released V-JEPA 2 / 2-AC sizes on this CPU: ~5 min
 }
 START, END = "<!-- BENCH-TABLE:START -->", "<!-- BENCH-TABLE:END -->"
 SUMMARY_START, SUMMARY_END = "<!-- SUMMARY:START -->", "<!-- SUMMARY:END -->"

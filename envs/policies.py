@@ -1,9 +1,10 @@
 """Policies for data collection and for proving the tasks solvable.
 
 `random` (smooth AR(1) actions in any Box), `scripted` (goal-free interaction with the cube),
-`play` (a per-episode mix of the two) and `oracle` (privileged, goal-aware; tests and ceilings).
-Interface: `make_policy(name, env, seed)`, then `policy.reset(obs, info)` and
-`policy.act(obs, info) -> float32 action` each step.
+`play` (a per-episode mix of the two; on an env without our arm's scripted motions, e.g. a
+user's, smooth random actions alone: `play_fallback_note` says so) and `oracle` (privileged,
+goal-aware; tests and ceilings). Interface: `make_policy(name, env, seed)`, then
+`policy.reset(obs, info)` and `policy.act(obs, info) -> float32 action` each step.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any, Protocol
 import gymnasium as gym
 import numpy as np
 
+from envs.registration import ENV_IDS
 from envs.tasks import (
     CUBE_HALF,
     CUBE_REGION_HIGH,
@@ -73,7 +75,9 @@ class _ArmController:
     def __init__(self, env: gym.Env, seed: int, noise: float):
         self.env = env.unwrapped
         if not hasattr(self.env, "cube_pos"):
-            raise ValueError("scripted and oracle policies need a jepa_wm arm env (use policy=random)")
+            raise ValueError(
+                "scripted and oracle policies need a jepa_wm arm env (use policy=play or random)"
+            )
         self.low, self.high = _bounds(env.action_space)
         self.rng = np.random.default_rng(seed)
         self.noise = noise
@@ -240,12 +244,30 @@ def _arm_random_scale(env: gym.Env) -> np.ndarray | None:
     return None
 
 
+def has_scripted_play(env: gym.Env) -> bool:
+    """Whether the scripted motions (which read the cube and hand positions) work on `env`."""
+    return hasattr(env.unwrapped, "cube_pos") and hasattr(env.unwrapped, "ee_pos")
+
+
+def play_fallback_note(env_ids: list[str], policy: str) -> str | None:
+    """The one line `wm collect` prints when `play` falls back to smooth random actions (envs
+    other than our arm tasks), else None."""
+    other = [e for e in env_ids if e not in ENV_IDS.values()]
+    if policy != "play" or not other:
+        return None
+    return (
+        f"policy play: {', '.join(other)} has no scripted play motions (those need the jepa_wm arm); "
+        "collecting smooth random actions over its Box action space instead"
+    )
+
+
 def make_policy(name: str, env: gym.Env, seed: int, **kwargs: Any) -> Policy:
-    """Build a policy by name; unknown names or options get one clear line listing the valid ones."""
+    """Build a policy by name; unknown names or options get one clear line listing the valid ones.
+    `play` on an env without scripted motions (`has_scripted_play`) is smooth random actions."""
     factories = {
         "random": _make_random,
         "scripted": ScriptedPlayPolicy,
-        "play": PlayPolicy,
+        "play": PlayPolicy if has_scripted_play(env) else _make_random,
         "oracle": OraclePolicy,
     }
     if name not in factories:

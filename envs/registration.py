@@ -1,10 +1,10 @@
 """Gymnasium ids for our tasks, user-env imports, protocol checks, and a friendly `make_env`.
 
-Users bring their own envs: any registered gymnasium id whose observation is
-`{"pixels": uint8[H,W,3], "state": float32[S]}` and whose `info` has `goal_pixels` and
-`is_success` works with every `wm` command (`--import my_pkg.my_envs` registers it first; wrap a
-plain env with `envs.adapters.GoalImageAdapter`). Action and state dimensions are always read from
-the env's spaces, never from constants.
+Users bring their own envs: any registered gymnasium id that follows the goal-image protocol
+(`envs/protocol.py`: observation `{"pixels", "state"}`, info `goal_pixels` and `is_success`,
+optionally `distance`) works with every `wm` command (`import=my_pkg.my_envs` registers it first;
+wrap a plain env with `envs.adapters.GoalImageAdapter`). Action and state dimensions are always
+read from the env's spaces, never from constants.
 """
 
 from __future__ import annotations
@@ -27,6 +27,11 @@ ENV_IDS = {task: f"{NAMESPACE}/{name}" for task, name in TASK_IDS.items()}
 ADAPTER_EXAMPLES = {f"{NAMESPACE}/ReacherGoal-v0": "envs.adapters:make_reacher_goal_env"}
 # Ids registered by modules imported through `import_user_module`, listed by `list_tasks`.
 USER_ENV_IDS: list[str] = []
+
+
+def has_splits(env_id: str) -> bool:
+    """Whether the env has visual-variation splits (train / heldout): our arm tasks do, others not."""
+    return env_id in ENV_IDS.values()
 
 
 def register_all() -> None:
@@ -75,10 +80,13 @@ def list_tasks() -> list[dict[str, Any]]:
 
 
 def import_user_module(name: str) -> list[str]:
-    """Import a user module that registers envs; return the ids it registered.
-
-    Any failure inside the user's module becomes one ValueError line naming the module.
+    """Import a user module that registers envs (several: comma separated); return the ids it
+    registered. Any failure inside the user's module becomes one ValueError line naming the module.
     """
+    names = [n.strip() for n in name.split(",") if n.strip()]
+    if len(names) != 1:
+        return [env_id for n in names for env_id in import_user_module(n)]
+    name = names[0]
     before = set(gym.registry)
     try:
         importlib.import_module(name)

@@ -13,9 +13,6 @@ import pytest
 from benchmarks.run_all import SUMMARY_END, SUMMARY_START, summary
 from tests.conftest import REPO_ROOT, TINY_PIPELINE, run_wm
 from tests.data.test_importers import write_robomimic
-from tests.worldmodel.models.test_checkpoints import official_checkpoint
-from worldmodel.models.checkpoints import load_encoder
-from worldmodel.models.vit import VisionTransformer, ViTConfig
 
 README = REPO_ROOT / "README.md"
 TEXT = README.read_text()
@@ -88,18 +85,6 @@ def test_every_recipe_command_runs_as_written(demo_folder: Path, monkeypatch) ->
     assert {"envs", "plan", "data", "cache", "train", "collect"} <= set(ran)
     assert (demo_folder / "reach.mp4").stat().st_size > 1000
     assert (demo_folder / "runs" / "ac" / "mine" / "predictor.safetensors").is_file()
-
-
-def test_the_released_weights_recipe_makes_an_encoder_run(tmp_path: Path, monkeypatch) -> None:
-    """The Python recipe, as written, on a tiny checkpoint in the official layout."""
-    snippet = next(block for block in code_blocks("python") if "load_vjepa2" in block)
-    cfg = ViTConfig.preset("tiny", depth=1)
-    official_checkpoint(tmp_path / "vitl.pt", VisionTransformer(cfg), VisionTransformer(cfg))
-    monkeypatch.chdir(tmp_path)
-    exec(snippet, {})  # noqa: S102 - the README's own code
-    encoder, metadata = load_encoder(tmp_path / "runs" / "pretrain" / "vitl" / "encoder.safetensors")
-    assert encoder.cfg.img_size == 256 and metadata["format"] == "jepa-wm.encoder"
-    assert "weights_hash" in metadata
 
 
 def test_the_agent_recipe_runs_on_the_demo_run(demo_folder: Path, monkeypatch, capsys) -> None:

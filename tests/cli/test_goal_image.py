@@ -65,7 +65,7 @@ def test_envs_goal_into_plan_plans_towards_exactly_that_image(wm, tiny_root, tmp
     assert "seed=5 split=heldout row=learned" in lines[2]
     assert "this episode's own goal (seed 5, split heldout)" in result.stdout
     [call] = mpc_calls
-    assert call["seeds"] == [5] and call["env_kwargs"] == {"split": "heldout"}
+    assert call["seeds"] == [5] and call["env_kwargs"] == {"split": "heldout", "image_size": 64}
     assert np.array_equal(call["goal_pixels"], written)  # the planner got the PNG, bit for bit
     assert video.exists()
 

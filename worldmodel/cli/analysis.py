@@ -16,6 +16,8 @@ from data.episodes import EpisodeReader
 from worldmodel.common.console import make_console
 from worldmodel.common.devices import DEVICE_HELP, resolve_device
 from worldmodel.common.errors import UserError
+from worldmodel.config.schema import load_config
+from worldmodel.config.user_envs import adopt_user_modules
 from worldmodel.evaluation.energy_map import energy_map, save_heatmap
 from worldmodel.evaluation.rollout_report import held_out_episodes, report_lines, rollout_report, write_report
 from worldmodel.models.world_model import WorldModel
@@ -24,15 +26,19 @@ console = make_console()
 
 RUN_HELP = "AC run folder (runs/ac/<name>) with predictor.safetensors."
 DATA_HELP = "Dataset: an .h5 file or a directory of .h5 files."
+IMPORT_HELP = "Import this module first (your envs; default: the one the run's config.yaml records)."
 
 
 def _say(line: str) -> None:
     console.print(line, markup=False, highlight=False)
 
 
-def _load(run: Path, threads: int, device: str):
+def _load(run: Path, threads: int, device: str, user_module: str = ""):
+    """The run's world model on `device`, after importing the user's env modules (--import and the
+    run's recorded `env.user_module`), as every command that reads a run does."""
     if threads < 1:
         raise UserError(f"option --threads: expected an integer >= 1, got {threads}")
+    adopt_user_modules(load_config(), [run], given=user_module)
     torch.set_num_threads(threads)
     return WorldModel.from_run(run).eval().to(resolve_device(device))
 
@@ -47,6 +53,7 @@ def energy_command(
     out: Path = typer.Option(None, "--out", help="Heatmap PNG (default: <run>/energy_ep<E>_step<T>.png)."),
     threads: int = typer.Option(1, help="torch threads (1 is fastest when the cores are shared)."),
     device: str = typer.Option("auto", help=DEVICE_HELP),
+    user_module: str = typer.Option("", "--import", help=IMPORT_HELP),
 ) -> None:
     """One-step energy over a grid of candidate actions for one held-out transition, as a heatmap.
 
@@ -60,7 +67,7 @@ def energy_command(
         raise UserError(f"option --dims: expected two comma-separated integers, got '{dims}'") from None
     if len(sweep) != 2:
         raise UserError(f"option --dims: expected two comma-separated integers, got '{dims}'")
-    wm = _load(run, threads, device)
+    wm = _load(run, threads, device, user_module)
     reader = EpisodeReader(data)
     heldout, selection = held_out_episodes(reader, run)
     if episode < 0:
@@ -101,13 +108,14 @@ def rollout_report_command(
     ),
     threads: int = typer.Option(1, help="torch threads (1 is fastest when the cores are shared)."),
     device: str = typer.Option("auto", help=DEVICE_HELP),
+    user_module: str = typer.Option("", "--import", help=IMPORT_HELP),
 ) -> None:
     """Rollout L1 at horizons 1..H on held-out episodes: learned predictor vs copy-last-frame.
 
     Held out: episodes with split=heldout, else the last 20 % of episodes. Writes
     <run>/rollout_report.json.
     """
-    wm = _load(run, threads, device)
+    wm = _load(run, threads, device, user_module)
     report = rollout_report(wm, run, data, horizon=horizon, cache=cache)
     for line in report_lines(report):
         _say(line)

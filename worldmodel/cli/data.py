@@ -16,6 +16,7 @@ from rich.table import Table
 from data.checks import contact_sheet, info, validate
 from data.collect import collect
 from data.importers import import_lerobot, import_robomimic
+from envs.policies import play_fallback_note
 from worldmodel.common.console import make_console
 from worldmodel.common.errors import UserError
 from worldmodel.config.schema import load_config
@@ -29,8 +30,9 @@ OVERRIDES_HELP = "Config overrides as key=value, e.g. env=jepa_wm/Push-v0 episod
 def collect_command(overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP)) -> None:
     """Collect reward-free play episodes in parallel into the HDF5 episode store.
 
-    Keys (collect.*): envs (or env=ID for one), episodes, steps, policy (random | scripted | play),
-    workers, out, resume. Also split=train|heldout, seed=N, import=my_pkg.my_envs.
+    Keys (collect.*): envs (or env=ID for one), episodes, steps, policy (random | scripted | play;
+    play on an env other than our arm is smooth random actions), workers, out, resume.
+    Also split=train|heldout, seed=N, import=my_pkg.my_envs.
     A killed run loses no finished episode; rerun with resume=true to complete it.
     """
     config = load_config(overrides, section="collect")
@@ -39,6 +41,9 @@ def collect_command(overrides: list[str] = typer.Argument(None, help=OVERRIDES_H
         raise UserError(
             "config key 'collect.policy': 'oracle' sees the evaluation goal; use random, scripted or play"
         )
+    note = play_fallback_note(c.envs, c.policy)
+    if note:
+        console.print(note, markup=False, highlight=False)
     result = collect(
         c.envs,
         c.episodes,

@@ -17,16 +17,19 @@ from PIL import Image
 from rich.table import Table
 
 from benchmarks.run_all import BENCHMARKS, STUDIES, run, update_readme
-from envs.registration import import_user_module, list_tasks, render_goal, render_preview
+from envs.registration import has_splits, list_tasks, render_goal, render_preview, require_registered
 from worldmodel.cli.analysis import energy_command, rollout_report_command
 from worldmodel.cli.data import collect_command, data_app
+from worldmodel.cli.envs_check import envs_check_command
 from worldmodel.cli.plan import eval_command, load_evaluation_config, plan_command
+from worldmodel.cli.weights import import_app
 from worldmodel.common.console import make_console
 from worldmodel.common.devices import DEVICE_HELP, resolve_device
 from worldmodel.common.errors import UserError
 from worldmodel.common.plots import save_side_by_side, writable_output
 from worldmodel.common.threads import use_threads
 from worldmodel.config.schema import SPLITS, Config, load_config, to_yaml
+from worldmodel.config.user_envs import adopt_user_modules
 from worldmodel.evaluation.demo import run_demo
 from worldmodel.evaluation.probe_run import run_probe, write_probe
 from worldmodel.evaluation.rows import env_kwargs_for
@@ -48,7 +51,9 @@ config_app = typer.Typer(help="Inspect the resolved configuration.", no_args_is_
 envs_app = typer.Typer(help="List and look at the goal-image environments.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(envs_app, name="envs")
+envs_app.command("check")(envs_check_command)
 app.add_typer(data_app, name="data")
+app.add_typer(import_app, name="import")
 app.command("collect")(collect_command)
 app.command("energy")(energy_command)
 app.command("rollout-report")(rollout_report_command)
@@ -75,8 +80,7 @@ ENVS_OVERRIDES_HELP = "Config overrides as key=value (e.g. import=my_pkg.my_envs
 
 def import_user_envs(user_module: str, config: Config) -> None:
     """Import the modules that register the user's envs (--import and import=)."""
-    for name in dict.fromkeys(m for m in (user_module, config.env.user_module) if m):
-        import_user_module(name)
+    adopt_user_modules(config, given=user_module)
 
 
 @envs_app.command("list")
@@ -216,6 +220,7 @@ def probe_command(
     split: str = typer.Option("heldout", help="Visual split of the probe frames."),
     baselines: bool = typer.Option(True, help="Also measure raw pixels and a random-init ViT."),
     device: str = typer.Option("auto", help=DEVICE_HELP),
+    user_module: str = typer.Option("", "--import", help="Import this module first (registers your envs)."),
 ) -> None:
     """Does the latent track the task? Rank correlation of latent vs true distance, and linear probes.
 
@@ -230,6 +235,8 @@ def probe_command(
             f"options --episodes / --steps: expected >= 2 episodes (the probe's R2 folds hold out whole "
             f"episodes) and >= 1 step, got {episodes} / {steps}"
         )
+    adopt_user_modules(load_config(), [encoder], given=user_module)
+    require_probe_env(env_id)
     torch.set_num_threads(1)
     names = [encoder] + (["pixels", "random"] if baselines and encoder not in ("pixels", "random") else [])
     try:
@@ -264,6 +271,16 @@ def probe_command(
     console.print(f"wrote {write_probe(rows, where / 'probe.json')}")
 
 
+def require_probe_env(env_id: str) -> None:
+    """The probe scores latents against true hand and cube positions: only our arm envs have them."""
+    require_registered(env_id)
+    if not has_splits(env_id):
+        raise UserError(
+            f"option --env: the probe reads the true hand and cube positions of a jepa_wm arm env, "
+            f"which '{env_id}' does not expose; use `wm eval rows=[random,learned]` on your env"
+        )
+
+
 @app.command("cache")
 def cache_command(overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP)) -> None:
     """Encode every frame of a dataset once with the frozen encoder (stage 2 reads this cache).
@@ -288,6 +305,7 @@ def train_command(overrides: list[str] = typer.Argument(None, help=OVERRIDES_HEL
     Writes runs/ac/<run.name>/.
     """
     config = load_config(overrides, section="train")
+    adopt_user_modules(config, [config.train.encoder], load=False)  # recorded in the run's config.yaml
     use_threads(config.run.num_threads)
     path = train(config)
     console.print(f"predictor: {path / 'predictor.safetensors'}  metrics: {path / 'metrics.csv'}")
@@ -325,9 +343,11 @@ def demo(overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP)) -> No
     """Run the whole pipeline on the tiny preset and print stage and success tables.
 
     Finished stages are reused when run again. Outputs: the dataset in collect.out, pictures and
-    reports under runs/demo/<run.name>/.
+    reports under runs/demo/<run.name>/. With `import=my_pkg.my_envs collect.envs=[ID]
+    eval.tasks=[ID]` it runs on your env (eval rows for any env: random, learned, shooting).
     """
     config = load_config(overrides)
+    import_user_envs("", config)
     use_threads(config.run.num_threads)
     run_demo(config)
 

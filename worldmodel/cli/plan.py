@@ -19,9 +19,11 @@ from worldmodel.common.errors import UserError
 from worldmodel.common.plots import writable_output
 from worldmodel.common.threads import use_threads
 from worldmodel.config.schema import Config, load_config
+from worldmodel.config.user_envs import adopt_user_modules
 from worldmodel.evaluation.evaluate import evaluate, write_outputs
 from worldmodel.evaluation.plan_run import check_row, prepare_episode, run_episode, write_video
-from worldmodel.evaluation.rows import WORLD_MODEL_ROWS, choose_world_model
+from worldmodel.evaluation.report import distance_text
+from worldmodel.evaluation.rows import WORLD_MODEL_ROWS, choose_world_model, split_text
 
 console = make_console()
 
@@ -32,6 +34,12 @@ def load_evaluation_config(overrides: list[str] | None) -> Config:
     """The config of `wm eval`, `wm plan` and `wm envs goal`: a bare key of the eval or plan section
     means the same under each (`encoder=` is eval.encoder, `split=` eval.split, `lr=` plan.lr)."""
     return load_config(overrides, section=("eval", "plan"))
+
+
+def import_evaluation_envs(config: Config) -> None:
+    """Import the user's env modules: `import=`, and those recorded in the world model's and the
+    encoder's run folders (so `wm eval world_model=runs/ac/x` needs no `import=` again)."""
+    adopt_user_modules(config, [choose_world_model(config).path, config.eval.encoder])
 
 
 def use_world_model(config: Config, rows: list[str], command: str) -> str:
@@ -70,6 +78,7 @@ def eval_command(overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP
     use_threads(config.run.num_threads)
     out_dir = Path(config.run.root) / "eval" / config.eval.name
     check_output_folder(out_dir)  # fail before the (long) evaluation, not after it
+    import_evaluation_envs(config)
     for env_id in config.eval.tasks:
         require_registered(env_id)
     console.print(use_world_model(config, config.eval.rows, "eval"), markup=False, highlight=False)
@@ -90,9 +99,7 @@ def check_output_folder(folder: Path) -> None:
 
 
 def print_eval_table(results: list, config) -> None:
-    table = Table(
-        title=f"zero-shot goal-image success ({config.eval.split} split, {config.eval.budget} steps)"
-    )
+    table = Table(title=f"zero-shot goal-image success ({split_title(config)}, {config.eval.budget} steps)")
     for column in (
         "task",
         "row",
@@ -109,7 +116,7 @@ def print_eval_table(results: list, config) -> None:
         table.add_row(
             r.task.split("/")[-1], r.row, r.encoder,
             f"{r.success_rate:.0%} [{r.ci_low:.0%}, {r.ci_high:.0%}]",
-            f"{r.mean_final_distance_cm:.1f} cm", steps, f"{r.ms_per_action:.0f}", r.planner,
+            distance_text(r.mean_final_distance_cm), steps, f"{r.ms_per_action:.0f}", r.planner,
         )  # fmt: skip
     console.print(table)
     if any(r.row in ("oracle", "simulator") for r in results):
@@ -118,6 +125,12 @@ def print_eval_table(results: list, config) -> None:
             f"{config.eval.sim_samples} samples x {config.eval.sim_iterations} iterations, CEM output "
             f"{config.eval.sim_output} (costly by design)."
         )
+
+
+def split_title(config: Config) -> str:
+    """`heldout split`, or `split —` for envs without visual splits."""
+    text = split_text(config.eval.tasks, config.eval.split)
+    return f"split {text}" if text.startswith("—") else f"{text} split"
 
 
 def plan_command(
@@ -166,6 +179,7 @@ def plan_command(
     env_id = env_id or config.env.id
     if video is None:
         video = Path(config.run.root) / "plan" / f"{env_id.split('/')[-1]}-seed{seed}.mp4"
+    import_evaluation_envs(config)
     require_registered(env_id)
     chosen, why = choose_row(config, row, goal_image)
     setup = prepare_episode(config, env_id, seed, chosen, goal_image)  # checks the goal image first
@@ -175,14 +189,14 @@ def plan_command(
     for line in (
         why,
         *([f"[plan] {setup.goal.fit}"] if setup.goal is not None else []),
-        f"[plan] {env_id} seed={seed} split={setup.env_kwargs.get('split', '-')} row={chosen}: "
+        f"[plan] {env_id} seed={seed} split={setup.env_kwargs.get('split', '—')} row={chosen}: "
         f"{config.eval.budget} steps, goal={'image ' + str(goal_image) if goal_image else 'the env goal'}",
     ):
         console.print(line, markup=False, highlight=False)
 
     def on_step(step: int, energy: float, distance: float) -> None:
         console.print(
-            f"step {step:3d}/{config.eval.budget}  energy {energy:10.4f}  distance {100 * distance:6.1f} cm",
+            f"step {step:3d}/{config.eval.budget}  energy {energy:10.4f}  distance {distance_text(100 * distance):>8}",
             markup=False,
             highlight=False,
         )
@@ -210,7 +224,7 @@ def plan_command(
         console.print(note, markup=False, highlight=False)
     outputs = "  ".join(f"{kind}: {p}" for kind, p in zip(("video", "gif"), paths, strict=False))
     console.print(
-        f"success: {'yes' if episode.success else 'no'}  final distance: {100 * episode.final_distance:.1f} cm  "
+        f"success: {'yes' if episode.success else 'no'}  final distance: {distance_text(100 * episode.final_distance)}  "
         f"ms/action: {episode.ms_per_action:.0f}  {outputs}",
         markup=False,
         highlight=False,

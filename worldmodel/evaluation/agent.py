@@ -31,6 +31,7 @@ from planners import PlannerBase, PlanResult, WorldModel, make_planner, plan_con
 from worldmodel.common.devices import resolve_device
 from worldmodel.common.errors import UserError
 from worldmodel.config.schema import Config, load_config
+from worldmodel.config.user_envs import adopt_user_modules
 from worldmodel.evaluation.mpc import PlanStep, plan_step
 from worldmodel.evaluation.plan_run import fit_image
 from worldmodel.evaluation.rows import named_action_bounds
@@ -95,10 +96,12 @@ class Agent:
         the prefix: `samples=64, execute=2`). Actions: `action_space` (a Box) and its
         `action_names` (rotation names are held at 0 under `plan.fix_rotation`, a gripper name gets
         CEM's gripper momentum); by default the action space recorded in the run's training
-        dataset (`train.data`), which must then still be readable.
+        dataset (`train.data`), which must then still be readable. The env module the run's
+        config.yaml records (`env.user_module`) is imported, so the user's env ids are registered.
         """
         run = Path(run)
         config = saved_config(run)
+        adopt_user_modules(config, [run])  # the env module the run was trained with (`import=`)
         settings = {**plan_overrides, **({"planner": planner} if planner is not None else {})}
         plan = plan_config(config.plan, **settings)
         if action_space is None:

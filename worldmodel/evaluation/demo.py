@@ -23,17 +23,19 @@ from rich.table import Table
 from data.checks import validate
 from data.collect import collect
 from data.episodes import EpisodeReader
-from envs.policies import make_policy
-from envs.registration import make_env, render_preview
+from envs.policies import make_policy, play_fallback_note
+from envs.protocol import info_distance
+from envs.registration import has_splits, make_env, render_preview
 from worldmodel.common.atomic import write_json_atomic, write_text_atomic
 from worldmodel.common.console import make_console
 from worldmodel.common.devices import describe_machine, resolve_device
 from worldmodel.common.gpu_busy import GpuBusy
 from worldmodel.common.plots import save_side_by_side
 from worldmodel.config.schema import Config
-from worldmodel.evaluation.evaluate import evaluate, wilson_interval, write_outputs
+from worldmodel.evaluation.evaluate import evaluate, mean_distance_cm, wilson_interval, write_outputs
 from worldmodel.evaluation.probe_run import probe_is_current, run_probe, write_probe
-from worldmodel.evaluation.report import REFERENCE_LABELS, ROW_LABELS, ReferenceRow
+from worldmodel.evaluation.report import REFERENCE_LABELS, ROW_LABELS, ReferenceRow, distance_text
+from worldmodel.evaluation.rows import SIMULATOR_ROWS, split_text
 from worldmodel.training.ac_train import train
 from worldmodel.training.embedding_cache import build_cache
 from worldmodel.training.pretrain import pretrain
@@ -69,27 +71,37 @@ def run_stage(name: str, is_done: Callable[[], bool], run: Callable[[], str]) ->
     return StageResult(name, "done", seconds, detail, gpu.mean_busy)
 
 
+# Steps of a reference episode on an env registered without max_episode_steps.
+REFERENCE_STEPS = 50
+
+
 def reference_rows(env_ids: list[str], episodes: int, split: str = "heldout") -> list[ReferenceRow]:
-    """Every reference policy (REFERENCE_LABELS) on every env, in the order the table shows them."""
+    """Every reference policy (REFERENCE_LABELS) on every env, in the order the table shows them
+    (on an env other than our arm tasks only random actions: the scripted expert reads our arm)."""
     return [
-        reference_row(env_id, policy, episodes, split) for env_id in env_ids for policy in REFERENCE_LABELS
+        reference_row(env_id, policy, episodes, split)
+        for env_id in env_ids
+        for policy in REFERENCE_LABELS
+        if policy == "random" or has_splits(env_id)
     ]
 
 
 def reference_row(env_id: str, policy: str, episodes: int, split: str) -> ReferenceRow:
-    """A non-learned policy over the env's whole episodes (no rendering needed)."""
-    env = make_env(env_id, split=split, render_pixels=False)
+    """A non-learned policy over the env's whole episodes (our arm: no rendering needed)."""
+    env = make_env(env_id, split=split, render_pixels=False) if has_splits(env_id) else make_env(env_id)
+    limit = (env.spec.max_episode_steps if env.spec else None) or REFERENCE_STEPS
     successes, distances, steps = [], [], 0
     for seed in range(episodes):
         obs, info = env.reset(seed=10_000 + seed)
         actor = make_policy(policy, env, seed)
         actor.reset(obs, info)
-        truncated, step = False, 0
-        while not truncated:
-            obs, _, _, truncated, info = env.step(actor.act(obs, info))
+        done, step = False, 0
+        while not done and step < limit:
+            obs, _, terminated, truncated, info = env.step(actor.act(obs, info))
+            done = terminated or truncated
             step += 1
-        successes.append(info["is_success"])
-        distances.append(info["distance"])
+        successes.append(bool(info["is_success"]))
+        distances.append(info_distance(info))
         steps = max(steps, step)
     env.close()
     low, high = wilson_interval(int(np.sum(successes)), episodes)
@@ -101,7 +113,7 @@ def reference_row(env_id: str, policy: str, episodes: int, split: str) -> Refere
         success_rate=float(np.mean(successes)),
         ci_low=low,
         ci_high=high,
-        mean_final_distance_cm=100 * float(np.mean(distances)),
+        mean_final_distance_cm=mean_distance_cm(distances),
     )
 
 
@@ -111,9 +123,12 @@ def collect_stage(config: Config) -> StageResult:
     out = Path(c.out)
 
     def do_collect() -> str:
+        note = play_fallback_note(c.envs, c.policy)
+        if note:
+            say(f"[collect] {note}")
         result = collect(
             c.envs, c.episodes, c.steps, c.policy, out, seed=config.run.seed, workers=c.workers,
-            image_size=config.env.image_size, resume=True, progress=True,
+            image_size=config.env.image_size, user_module=config.env.user_module, resume=True, progress=True,
         )  # fmt: skip
         problems = validate(out)
         if problems:
@@ -179,8 +194,10 @@ def run_demo(config: Config, episodes_per_task: int = 10) -> list[StageResult]:
     def do_preview() -> str:
         images, labels = [], []
         for env_id in c.envs:
-            pair = render_preview(env_id, seed=0, image_size=128, split="heldout")
-            images += [pair[:, :128], pair[:, 128:]]
+            split = "heldout" if has_splits(env_id) else "train"  # envs without splits: their scene
+            pair = render_preview(env_id, seed=0, image_size=128, split=split)
+            half = pair.shape[1] // 2
+            images += [pair[:, :half], pair[:, half:]]
             labels += [f"{env_id.split('/')[-1]} start", "goal"]
         save_side_by_side(images, labels, "held-out scenes the planner will face", preview)
         return str(preview)
@@ -205,13 +222,21 @@ def run_demo(config: Config, episodes_per_task: int = 10) -> list[StageResult]:
         return "; ".join(f"{latent_label(r['encoder'])}: rank corr EE {r['rank_corr_ee']:.2f}" for r in rows)
 
     # A probe.json of an older probe version is redone, not reused.
-    stages.append(run_stage("probe", partial(probe_is_current, probe_json), do_probe))
+    if all(has_splits(env_id) for env_id in c.envs):
+        stages.append(run_stage("probe", partial(probe_is_current, probe_json), do_probe))
+    else:  # the probe scores latents against our arm's true positions, on Push frames
+        say("[probe] skipped: it reads the true positions of our arm envs, not of yours")
 
     eval_json = run_dir / "eval" / "results.json"
     config.eval.encoder = str(planner_latent)
     config.eval.world_model = str(ac_dir)
     if "learned" not in config.eval.rows:
         config.eval.rows = [*config.eval.rows, "learned"]
+    if not all(has_splits(env_id) for env_id in config.eval.tasks):
+        dropped = [r for r in config.eval.rows if r in SIMULATOR_ROWS]
+        if dropped:
+            say(f"[eval] rows {', '.join(dropped)} left out: they replay our arm's simulator, not your env")
+            config.eval.rows = [r for r in config.eval.rows if r not in SIMULATOR_ROWS]
     references = reference_rows(c.envs, episodes_per_task)
 
     def do_eval() -> str:
@@ -221,7 +246,7 @@ def run_demo(config: Config, episodes_per_task: int = 10) -> list[StageResult]:
     stages.append(run_stage("eval", eval_json.exists, do_eval))
     write_stage_times(stages, run_dir / "stages.json")
     write_json_atomic(run_dir / "machine.json", describe_machine())
-    tables = demo_tables(stages, references, probe_json, eval_json)
+    tables = demo_tables(stages, references, probe_json, eval_json, split_text(config.eval.tasks, "held-out"))
     for table in tables:
         console.print(table)
     write_tables(tables, run_dir / "tables.txt")
@@ -263,7 +288,11 @@ def write_tables(tables: list[Table], path: Path) -> Path:
 
 
 def demo_tables(
-    stages: list[StageResult], references: list[ReferenceRow], probe_json: Path, eval_json: Path
+    stages: list[StageResult],
+    references: list[ReferenceRow],
+    probe_json: Path,
+    eval_json: Path,
+    split: str = "held-out",
 ) -> list[Table]:
     """The stage table, the probe table (when probed) and the success table."""
     tables = []
@@ -293,12 +322,14 @@ def demo_tables(
             )  # fmt: skip
         tables.append(probe)
     evaluated = json.loads(eval_json.read_text())["results"] if eval_json.exists() else []
-    success = Table(title="goal-image success, held-out split")
+    success = Table(
+        title=f"goal-image success, {split} split" if split != "—" else "goal-image success, split —"
+    )
     for column in ("task", "policy", "episodes", "success", "95 % interval", "mean final distance"):
         success.add_column(column)
     for env_id in dict.fromkeys(r.task for r in references):
         for ref in (r for r in references if r.task == env_id):
-            distance = f"{ref.mean_final_distance_cm:.1f} cm"
+            distance = distance_text(ref.mean_final_distance_cm)
             interval = f"[{ref.ci_low:.0%}, {ref.ci_high:.0%}]"
             success.add_row(
                 env_id, ref.label, str(ref.episodes), f"{ref.success_rate:.0%}", interval, distance
@@ -310,7 +341,7 @@ def demo_tables(
                 str(r["episodes"]),
                 f"{r['success_rate']:.0%}",
                 f"[{r['ci_low']:.0%}, {r['ci_high']:.0%}]",
-                f"{r['mean_final_distance_cm']:.1f} cm",
+                distance_text(r["mean_final_distance_cm"]),
             )
     tables.append(success)
     return tables

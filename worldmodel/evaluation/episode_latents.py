@@ -43,6 +43,11 @@ class CameraLatents:
     def goal_latents(self, envs: list, goal_images: list[np.ndarray] | None, subgoals: bool) -> Tensor:
         if goal_images is None:
             raise ValueError("camera latents need the episodes' goal images")
+        if subgoals and not all(callable(getattr(env.unwrapped, "subgoal_pixels", None)) for env in envs):
+            raise ValueError(
+                "eval.subgoals: this env has no subgoal_pixels() (optional in envs/protocol.py); "
+                "leave its id out of eval.subgoals"
+            )
         rows = [
             env.unwrapped.subgoal_pixels() if subgoals else [goal]
             for env, goal in zip(envs, goal_images, strict=True)

@@ -45,7 +45,7 @@ class EpisodeClip:
 
     seed: int
     success: bool
-    final_distance_cm: float
+    final_distance_cm: float  # NaN: the env gives no distance
     steps: list[int]  # the MPC step of each kept frame (0 = before the first action)
     frames: list[np.ndarray]  # uint8 [H,W,3] camera frames, at most MAX_CLIP_FRAMES
     goal: np.ndarray  # the env's goal image
@@ -60,7 +60,7 @@ class RowResult:
     success_rate: float
     ci_low: float
     ci_high: float
-    mean_final_distance_cm: float
+    mean_final_distance_cm: float | None  # None: the env gives no info["distance"] (success only)
     median_steps_to_success: float | None
     ms_per_action: float
     peak_memory_mb: float  # the row's own peak: process RSS (CPU) or the CUDA allocator's peak
@@ -166,6 +166,12 @@ def first_episode_clip(outcome: EpisodeOutcome, probe_env: Any) -> EpisodeClip:
     )
 
 
+def mean_distance_cm(distances_m: Sequence[float]) -> float | None:
+    """Mean final distance in cm; None when any episode has none (an env without `distance`)."""
+    mean = 100 * float(np.mean(distances_m)) if len(distances_m) else float("nan")
+    return mean if math.isfinite(mean) else None
+
+
 def summarise(
     env_id: str,
     row: str,
@@ -187,7 +193,7 @@ def summarise(
         success_rate=successes / n,
         ci_low=low,
         ci_high=high,
-        mean_final_distance_cm=100 * float(np.mean([o.final_distance for o in outcome.outcomes])),
+        mean_final_distance_cm=mean_distance_cm([o.final_distance for o in outcome.outcomes]),
         median_steps_to_success=float(np.median(steps)) if steps else None,
         ms_per_action=outcome.ms_per_action / max(n, 1),
         peak_memory_mb=peak_mb,

@@ -2,7 +2,8 @@
 
 Planning sees latents (`EpisodeLatents`: camera and goal images encoded by the world model, or
 the simulator world models' own) and proprioception only. Success and distances are read from
-the env's `info` after actions run, for the report, never for planning. Episodes run side by side
+the env's `info` after actions run, for the report, never for planning (`distance` is optional:
+NaN without it). Episodes run side by side
 so one planner call serves all of them (one batched rollout per CEM iteration).
 """
 
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from envs.protocol import info_distance
 from envs.registration import make_env
 from planners import Planner, PlanResult, WorldModel
 from worldmodel.evaluation.episode_latents import episode_latents
@@ -25,7 +27,7 @@ class EpisodeOutcome:
     env_id: str
     seed: int
     success: bool  # at the end of the step budget, judged by the env
-    final_distance: float
+    final_distance: float  # metres; NaN when the env gives no info["distance"]
     steps_to_success: int | None  # first step at which the env reported success
     energies: list[float] = field(default_factory=list)  # best planned energy at each MPC step
     frames: list[np.ndarray] = field(default_factory=list)  # only when recording
@@ -101,7 +103,7 @@ def run_mpc(
                 if infos[e]["is_success"] and outcomes[e].steps_to_success is None:
                     outcomes[e].steps_to_success = step + 1
                 if record:
-                    outcomes[e].distances.append(float(infos[e]["distance"]))
+                    outcomes[e].distances.append(info_distance(infos[e]))
                 if on_step is not None:
                     on_step(e, step + 1, float(result.best_energy[e]), infos[e])
             step += 1
@@ -109,7 +111,7 @@ def run_mpc(
             outcomes[e].energies.append(float(result.best_energy[e]))
     for e, env in enumerate(envs):
         outcomes[e].success = bool(infos[e]["is_success"])
-        outcomes[e].final_distance = float(infos[e]["distance"])
+        outcomes[e].final_distance = info_distance(infos[e])
         if record:
             outcomes[e].frames.append(observations[e]["pixels"])
         env.close()

@@ -23,6 +23,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
 
+from envs.protocol import info_distance
 from envs.registration import make_env
 from planners import PlannerBase
 from worldmodel.common.errors import UserError
@@ -53,7 +54,7 @@ class PlanEpisode:
     seed: int
     row: str
     success: bool  # judged by the env against its own goal
-    final_distance: float  # metres, the env's own task distance
+    final_distance: float  # metres, the env's own task distance (NaN: the env gives none)
     steps_to_success: int | None
     ms_per_action: float
     frames: list[np.ndarray]  # observed frames, budget + 1
@@ -197,7 +198,7 @@ def run_episode(
 
     def report(episode: int, step: int, energy: float, info: dict) -> None:
         if on_step is not None:
-            on_step(step, energy, float(info["distance"]))
+            on_step(step, energy, info_distance(info))
 
     goal = None if setup.goal is None else setup.goal.pixels
     start = time.perf_counter()
@@ -317,7 +318,7 @@ def compose_frames(
         if plot is not None:
             upto = min(t + 1, len(energies))  # the plan made from this frame
             caption = f"step {t}"
-            if distances and t >= 1 and t - 1 < len(distances):
+            if distances and t >= 1 and t - 1 < len(distances) and np.isfinite(distances[t - 1]):
                 caption += f"   env distance {100 * distances[t - 1]:.1f} cm"
             panels.append(plot.render(upto, caption))
         out.append(np.concatenate(panels, axis=1))

@@ -23,7 +23,9 @@ from PIL import Image
 
 from worldmodel.config.schema import Config
 from worldmodel.evaluation.plan_run import compose_frames
+from worldmodel.evaluation.rows import split_text
 
+NO_VALUE = "—"  # a cell the env cannot fill: no distance, no visual splits
 FRAME_MS = 200  # GIF frame time (the arm env's default control rate is 5 Hz)
 LAST_FRAME_MS = 1200  # hold the final frame so the outcome can be seen before the loop restarts
 
@@ -93,7 +95,7 @@ class ReferenceRow:
     success_rate: float
     ci_low: float
     ci_high: float
-    mean_final_distance_cm: float
+    mean_final_distance_cm: float | None  # None: the env gives no distance
 
     @property
     def label(self) -> str:
@@ -103,6 +105,13 @@ class ReferenceRow:
 def success_text(r: Any) -> str:
     """The success cell, as the CLI table prints it: `80% [49%, 94%]`."""
     return f"{r.success_rate:.0%} [{r.ci_low:.0%}, {r.ci_high:.0%}]"
+
+
+def distance_text(cm: float | None) -> str:
+    """A distance cell: `12.3 cm`, or `—` when the env gives no distance (success-only envs)."""
+    if cm is None or not np.isfinite(cm):
+        return NO_VALUE
+    return f"{cm:.1f} cm"
 
 
 def data_uri(data: bytes, mime: str) -> str:
@@ -140,7 +149,7 @@ def _config_block(config: Config, meta: Mapping[str, Any], references: Sequence[
         ("tasks", ", ".join(ev.tasks)),
         ("rows", ", ".join(ev.rows)),
         *_references_item(references),
-        ("split", ev.split),
+        ("split", split_text(ev.tasks, ev.split)),
         ("episodes per (task, row)", ev.episodes),
         ("budget", f"{ev.budget} MPC steps per episode"),
         (
@@ -202,7 +211,7 @@ def _result_line(r: Any) -> str:
         (r.encoder, ""),
         (r.episodes, "num"),
         (success_text(r), "num"),
-        (f"{r.mean_final_distance_cm:.1f} cm", "num"),
+        (distance_text(r.mean_final_distance_cm), "num"),
         (steps, "num"),
         (f"{r.ms_per_action:.0f}", "num"),
         (f"{r.peak_memory_mb:.0f} MB", "num"),
@@ -218,7 +227,7 @@ def _reference_line(r: ReferenceRow) -> str:
         ("-", ""),
         (r.episodes, "num"),
         (success_text(r), "num"),
-        (f"{r.mean_final_distance_cm:.1f} cm", "num"),
+        (distance_text(r.mean_final_distance_cm), "num"),
         ("-", "num"),
         ("-", "num"),
         ("-", "num"),
@@ -253,7 +262,7 @@ def _episodes(results: list) -> str:
         caption = (
             f"{_esc(r.task.split('/')[-1])} · {_esc(r.row)}: seed {clip.seed}, "
             f'<span class="{"ok" if clip.success else "fail"}">{outcome}</span>, '
-            f"final distance {clip.final_distance_cm:.1f} cm "
+            f"final distance {_esc(distance_text(clip.final_distance_cm))} "
             f"({len(clip.frames)} frames of steps 0..{clip.steps[-1]})"
         )
         uri = data_uri(episode_gif(clip), "image/gif")
@@ -285,7 +294,7 @@ def build_report(
         "<h2>Success</h2>",
         _table(results, references),
         "<p><small>Success is judged by the env at the end of the step budget; distances are the env's "
-        "own task distance; peak memory is the eval process's peak resident memory once the row "
+        "own task distance (— where the env gives none: success only); peak memory is the eval process's peak resident memory once the row "
         "had run (it only grows).</small></p>",
         "<h2>Plots</h2>",
         _plots(plots),

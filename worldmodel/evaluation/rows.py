@@ -4,6 +4,8 @@ Rows: `oracle` (true task distance, simulator dynamics), `simulator` (the encode
 simulator dynamics), `learned` (the trained world model), and the baselines `random` (uniform
 random actions) and `shooting` (random shooting with the learned model at the planner's budget).
 The planner's action facts come from the env's action space and action names (`action_bounds`).
+`random`, `learned` and `shooting` run on any protocol env (envs/protocol.py); `oracle` and
+`simulator` need our arm envs' simulator state.
 """
 
 from __future__ import annotations
@@ -14,8 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
+import torch
+from torch import Tensor
 
-from envs.registration import ENV_IDS
+from envs.registration import has_splits
 from planners import ActionBounds, PlannerBase, make_planner
 from worldmodel.common.devices import resolve_device
 from worldmodel.common.errors import UserError
@@ -62,8 +67,20 @@ def choose_world_model(config: Config) -> WorldModelChoice:
 
 
 def env_kwargs_for(env_id: str, config: Config) -> dict[str, Any]:
-    """The eval split for our own envs; user envs take no keywords."""
-    return {"split": config.eval.split} if env_id in ENV_IDS.values() else {}
+    """The eval split and `env.image_size` for our own envs (a world model made at 256 px plans at
+    256 px); user envs take no keywords."""
+    return {"split": config.eval.split, "image_size": config.env.image_size} if has_splits(env_id) else {}
+
+
+def split_text(env_ids: Sequence[str], split: str) -> str:
+    """The split a table names: `split` when the envs have visual splits, "—" when none has,
+    `split` plus which envs when only some have."""
+    with_splits = [e for e in env_ids if has_splits(e)]
+    if not with_splits:
+        return "—"
+    if len(with_splits) == len(env_ids):
+        return split
+    return f"{split} ({', '.join(e.split('/')[-1] for e in with_splits)}; — for the others)"
 
 
 def action_bounds(env: gym.Env, fix_rotation: bool) -> ActionBounds:
@@ -99,13 +116,43 @@ def build_planner(config: Config, env: gym.Env, row: str) -> PlannerBase:
     return make_planner(plan, bounds=bounds)
 
 
+class NoWorldModel:
+    """The random row's stand-in: no model, no images read, one constant latent. The random
+    planner's one sample per step is the action, so the row works on any env (and draws the same
+    actions the row always drew)."""
+
+    plans_on_images = True  # a goal image is accepted (and ignored)
+
+    def __init__(self, action_dim: int, state_dim: int) -> None:
+        self.action_dim = action_dim
+        self.state_dim = state_dim
+
+    def goal_latents(self, envs: list, goal_images: list[np.ndarray] | None, subgoals: bool) -> Tensor:
+        return torch.zeros(len(envs), 1, 1, 1)
+
+    def observe(self, envs: list, observations: list[dict[str, Any]]) -> Tensor:
+        return torch.zeros(len(observations), 1, 1)
+
+    def encode(self, images: Tensor) -> Tensor:
+        return torch.zeros(len(images), 1, 1)
+
+    def rollout(self, z0: Tensor, state0: Tensor, actions: Tensor) -> Tensor:
+        return z0.new_zeros(actions.shape[0], actions.shape[1], 1, 1)
+
+
 def build_world_model(
     row: str, env_id: str, env_kwargs: dict[str, Any], config: Config, action_space: gym.spaces.Box
 ) -> Any:
-    """The oracle (also the random row's: it needs no model and is the cheapest; it plans on true
-    positions, on the CPU), the simulator with `eval.encoder`, or the learned world model of
-    `eval.world_model`; their networks on `run.device`."""
-    if row in ("oracle", "random"):
+    """Nothing for the random row (`NoWorldModel`), the oracle, the simulator with `eval.encoder`,
+    or the learned world model of `eval.world_model`; their networks on `run.device`."""
+    if row == "random":
+        return NoWorldModel(int(action_space.shape[0]), 0)
+    if row in SIMULATOR_ROWS and not has_splits(env_id):
+        raise UserError(
+            f"eval row '{row}': needs a jepa_wm arm env (it replays candidates in our simulator), "
+            f"not '{env_id}'; rows for any env: learned, random, shooting"
+        )
+    if row == "oracle":
         return OracleWorldModel(env_id, env_kwargs)
     device = resolve_device(config.run.device)
     if row == "simulator":

@@ -1,19 +1,24 @@
 """Weights on disk: atomic safetensors save/load, our encoder export, official V-JEPA 2 import.
 
-Official V-JEPA 2 `.pt` files are read with `torch.load(weights_only=True)` only (never a full
-unpickle, which could run code). Every failure (missing file, not a checkpoint, a pickle that needs
-code execution, a key or shape mismatch) is one `CheckpointError` line naming the file.
+Official V-JEPA 2 `.pt` files are read with `torch.load(weights_only=True, mmap=True)` only (never a
+full unpickle, which could run code; the tensors stay in the page cache of the mapped file instead
+of a private copy). Every failure (missing file, not a checkpoint, a pickle that needs code
+execution, a key or shape mismatch) is one `CheckpointError` line naming the file. `LazyTensors` and
+`write_safetensors_streamed` let an import read and write one tensor at a time, so a ViT-g (4 GB in
+float32) converts with one tensor's worth of extra memory.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import math
 import os
 import pickle
 import re
-from collections.abc import Mapping
-from dataclasses import asdict, fields
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import torch
@@ -142,39 +147,62 @@ def _first_line(err: BaseException) -> str:
     return text[0] if text else type(err).__name__
 
 
-def _torch_load(path: Path) -> object:
+UNSAFE_PICKLE = (
+    "refused: it holds objects that need code execution to load "
+    "(torch.load(weights_only=True) accepts only plain tensors and containers)"
+)
+
+
+def load_failure(err: BaseException) -> str:
+    """Why `torch.load(weights_only=True)` failed, in a few words: an unsafe pickle (a class or
+    function it would have to import and call) or simply not a checkpoint."""
+    msg = str(err)
+    if isinstance(err, pickle.UnpicklingError) and re.search(r"unsupported global|allowed global", msg, re.I):
+        return UNSAFE_PICKLE
+    if "WeightsUnpickler error:" in msg:  # a pickle stream it cannot parse: junk, not an attack
+        detail = msg.split("WeightsUnpickler error:", 1)[1].strip().splitlines()[0]
+        return f"not a PyTorch checkpoint ({detail})"
+    return f"not a PyTorch checkpoint ({_first_line(err)})"
+
+
+def torch_load_mapped(path: Path) -> object:
+    """`torch.load(weights_only=True)` memory-mapped (zip checkpoints, i.e. anything torch >= 1.6
+    saved), so tensors are read from the file as they are touched and never copied whole;
+    legacy (pre-zip) files are read normally. Raises whatever torch raises."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except RuntimeError as err:
+        if "mmap can only be used" not in str(err):
+            raise
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def torch_load_checked(path: Path) -> object:
+    """`torch_load_mapped`, every failure one `CheckpointError` line naming the file."""
     if not path.is_file():
         raise CheckpointError(f"checkpoint '{path}' does not exist")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        msg = str(err)
-        if "weights_only" in msg.lower() or "unsupported global" in msg.lower() or "GLOBAL" in msg:
-            raise CheckpointError(
-                f"checkpoint '{path}' was refused: it holds objects that need code execution to load "
-                "(only plain tensors and containers are accepted)"
-            ) from None
-        raise CheckpointError(
-            f"checkpoint '{path}' is not a PyTorch checkpoint ({_first_line(err)})"
-        ) from None
+        return torch_load_mapped(path)
     except Exception as err:  # noqa: BLE001 - any reader failure is the same user-facing problem
-        raise CheckpointError(
-            f"checkpoint '{path}' is not a PyTorch checkpoint ({_first_line(err)})"
-        ) from None
+        reason = load_failure(err)
+        verb = "was" if reason == UNSAFE_PICKLE else "is"
+        raise CheckpointError(f"checkpoint '{path}' {verb} {reason}") from None
+
+
+def strip_key(key: str) -> str:
+    """A key without its leading `module.` / `backbone.` / `_orig_mod.` (DDP, multi-mask, compile)."""
+    changed = True
+    while changed:
+        changed = False
+        for prefix in STRIP_PREFIXES:
+            if key.startswith(prefix):
+                key, changed = key[len(prefix) :], True
+    return key
 
 
 def strip_prefixes(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Remove leading `module.` / `backbone.` / `_orig_mod.` (DDP, multi-mask, compile wrappers)."""
-    out = {}
-    for key, value in state.items():
-        changed = True
-        while changed:
-            changed = False
-            for prefix in STRIP_PREFIXES:
-                if key.startswith(prefix):
-                    key, changed = key[len(prefix) :], True
-        out[key] = value
-    return out
+    return {strip_key(key): value for key, value in state.items()}
 
 
 def clean_keys(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -273,7 +301,7 @@ def load_vjepa2(
         if CONFIG_META_KEY in meta and size is None and not overrides:
             return load_encoder(path)[0]
         return _build_checked(state, None, dict(overrides), f"weights file '{path}'", size)
-    obj = _torch_load(path)
+    obj = torch_load_checked(path)
     if not isinstance(obj, Mapping):
         raise CheckpointError(f"checkpoint '{path}' holds a {type(obj).__name__}, expected a dict of weights")
     if key in obj and isinstance(obj[key], Mapping):
@@ -287,3 +315,130 @@ def load_vjepa2(
     if bad:
         raise CheckpointError(f"checkpoint '{path}' [{key}] has non-tensor entries: {', '.join(bad)}")
     return _build_checked(state, None, dict(overrides), f"checkpoint '{path}' [{key}]", size)
+
+
+# -- lazy reading and streamed writing (imports of large released checkpoints)
+
+SAFETENSORS_DTYPES = {
+    "F64": torch.float64,
+    "F32": torch.float32,
+    "F16": torch.float16,
+    "BF16": torch.bfloat16,
+    "I64": torch.int64,
+    "I32": torch.int32,
+    "I16": torch.int16,
+    "I8": torch.int8,
+    "U8": torch.uint8,
+    "BOOL": torch.bool,
+}
+DTYPE_NAMES = {dtype: name for name, dtype in SAFETENSORS_DTYPES.items()}
+HASH_PLACEHOLDER = "#" * 16  # as long as a weights_hash, patched in once the data is written
+
+
+@dataclass
+class LazyTensors:
+    """Tensor names -> shapes and dtypes (`meta` tensors: nothing read yet), and `load(name)`, which
+    reads one tensor. What an import checks against a model before it reads any weight."""
+
+    meta: dict[str, torch.Tensor]
+    load: Callable[[str], torch.Tensor]
+
+    @classmethod
+    def from_tensors(cls, tensors: Mapping[str, torch.Tensor]) -> LazyTensors:
+        """Tensors already at hand (e.g. memory-mapped by `torch_load_mapped`)."""
+        return cls({k: v.to("meta") for k, v in tensors.items()}, tensors.__getitem__)
+
+    def renamed(self, names: Mapping[str, str]) -> LazyTensors:
+        """Only the tensors named in `names` (old -> new), under their new names."""
+        old_of = {new: old for old, new in names.items()}
+        return LazyTensors(
+            {new: self.meta[old] for old, new in names.items()}, lambda k: self.load(old_of[k])
+        )
+
+
+def safetensors_lazily(path: Path, stack: contextlib.ExitStack) -> tuple[LazyTensors, dict[str, str]]:
+    """A safetensors file opened (memory-mapped) for as long as `stack` lives: shapes from its
+    header, each tensor read on `load`. One `CheckpointError` line if it is not a safetensors file."""
+    try:
+        handle = stack.enter_context(safe_open(str(path), framework="pt", device="cpu"))
+        metadata = dict(handle.metadata() or {})
+        meta = {}
+        for key in handle.keys():  # noqa: SIM118 (safe_open has no __iter__)
+            view = handle.get_slice(key)
+            dtype = SAFETENSORS_DTYPES.get(view.get_dtype())
+            if dtype is None:
+                raise CheckpointError(
+                    f"weights file '{path}': tensor {key} has unsupported dtype {view.get_dtype()}"
+                )
+            meta[key] = torch.empty(view.get_shape(), dtype=dtype, device="meta")
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        if isinstance(err, CheckpointError):
+            raise
+        raise CheckpointError(
+            f"weights file '{path}' is not a readable safetensors file ({_first_line(err)})"
+        ) from None
+    return LazyTensors(meta, handle.get_tensor), metadata
+
+
+def safetensors_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The metadata of a safetensors file, from its header only (no tensor is read)."""
+    with contextlib.ExitStack() as stack:
+        return safetensors_lazily(Path(path), stack)[1]
+
+
+def write_safetensors_streamed(
+    tensors: LazyTensors, path: str | os.PathLike, metadata: Mapping[str, str], hash_key: str = "weights_hash"
+) -> str:
+    """Write `tensors` as a safetensors file one tensor at a time -> their `weights_hash`.
+
+    Floating tensors are stored as float32 (what `load_encoder` builds). The header is written first
+    with a fixed-width placeholder under `hash_key`, then each tensor is loaded, hashed, written and
+    dropped, then the placeholder is patched: memory holds one tensor, never the whole state dict
+    (`save_safetensors` builds the whole file in memory). Temp file + `os.replace`, as
+    `save_safetensors`: a failure leaves nothing under `path`.
+    """
+    path = Path(path)
+    names = sorted(tensors.meta)
+    out_dtype = {
+        k: torch.float32 if tensors.meta[k].is_floating_point() else tensors.meta[k].dtype for k in names
+    }
+    header: dict[str, object] = {"__metadata__": {**metadata, hash_key: HASH_PLACEHOLDER}}
+    offset = 0
+    for name in names:
+        shape = list(tensors.meta[name].shape)
+        size = math.prod(shape) * torch.empty(0, dtype=out_dtype[name]).element_size()
+        header[name] = {
+            "dtype": DTYPE_NAMES[out_dtype[name]],
+            "shape": shape,
+            "data_offsets": [offset, offset + size],
+        }
+        offset += size
+    raw = json.dumps(header, separators=(",", ":")).encode()
+    raw += b" " * (-len(raw) % 8)  # the data starts 8-byte aligned, as safetensors writes it
+    marker = raw.index(HASH_PLACEHOLDER.encode())
+    digest = hashlib.sha256()
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(len(raw).to_bytes(8, "little"))
+            f.write(raw)
+            for name in names:
+                tensor = tensors.load(name).detach().to("cpu", out_dtype[name]).contiguous()
+                if tensor.shape != tensors.meta[name].shape:
+                    raise CheckpointError(
+                        f"tensor {name}: read {list(tensor.shape)}, its header says otherwise"
+                    )
+                data = tensor.reshape(-1).view(torch.uint8).numpy()
+                digest.update(name.encode())
+                digest.update(data)
+                f.write(data)
+                del tensor, data
+            value = digest.hexdigest()[: len(HASH_PLACEHOLDER)]
+            f.seek(8 + marker)
+            f.write(value.encode())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return value

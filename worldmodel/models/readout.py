@@ -4,7 +4,9 @@ Average-pooling the token grid to the few tokens a CPU can plan with loses *wher
 (benchmarks/experiments.md §16). Each of K heads scores every token, softmaxes over the grid and
 returns the expected (x, y), so a frame becomes one token of 2K coordinates in [-1, 1]. The
 modules and their files live here; fitting them by inverse dynamics (`InverseDynamics` recovers
-the actions between two frames from their keypoints) is worldmodel/training/readout_fit.py.
+the actions between two frames from their keypoints), optionally beside forward prediction
+(`LatentDynamics`: the pooled tokens of frame t+k from frame t's keypoints and the actions), is
+worldmodel/training/readout_fit.py.
 """
 
 from __future__ import annotations
@@ -40,13 +42,20 @@ class ReadoutConfig:
     batch_size: int = 128
     lr: float = 2e-3
     max_skip: int = 4  # inverse dynamics over frame pairs 1..max_skip steps apart
+    # Weight of the forward terms beside inverse dynamics, which rewards only what the actions move
+    # (issue 21: the cube weighs little): from frame t's keypoints an MLP predicts frame t+k's pooled
+    # tokens given the summed actions, and frame t's own, so the keypoints must carry the cube too.
+    # 0 = inverse dynamics only (the readout is then exactly what it was before this option).
+    forward_weight: float = 0.0
+    forward_grid: int = 4  # the forward terms predict the token grid pooled to this many a side
 
     def validate(self) -> None:
         require(self.kind in READOUT_KINDS, "readout.kind", " | ".join(READOUT_KINDS), self.kind)
-        for key in ("keypoints", "hidden", "steps", "batch_size", "max_skip"):
+        for key in ("keypoints", "hidden", "steps", "batch_size", "max_skip", "forward_grid"):
             value = getattr(self, key)
             require(value >= 1, f"readout.{key}", "an integer >= 1", value)
         require(self.lr > 0, "readout.lr", "a number > 0", self.lr)
+        require(self.forward_weight >= 0, "readout.forward_weight", "a number >= 0", self.forward_weight)
 
 
 class KeypointReadout(nn.Module):
@@ -97,6 +106,26 @@ class InverseDynamics(nn.Module):
 
     def forward(self, k0: Tensor, k1: Tensor) -> Tensor:
         return self.net(torch.cat([k1 - k0, k0], dim=-1))
+
+
+class LatentDynamics(nn.Module):
+    """(keypoints at t, normalised summed actions over the next k steps, k / max_skip) -> frame t+k's
+    pooled tokens `[B, M, D]`; k = 0 with no actions is frame t's own (reconstruction). Fitting only:
+    it is not saved with the readout."""
+
+    def __init__(
+        self, latent_dim: int, action_dim: int, tokens: int, embed_dim: int, hidden: int = 256
+    ) -> None:
+        super().__init__()
+        self.tokens, self.embed_dim = tokens, embed_dim
+        self.net = nn.Sequential(
+            nn.Linear(latent_dim + action_dim + 1, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU(),
+            nn.Linear(hidden, tokens * embed_dim),
+        )  # fmt: skip
+
+    def forward(self, k0: Tensor, actions: Tensor, skip: Tensor) -> Tensor:
+        out = self.net(torch.cat([k0, actions, skip[:, None]], dim=-1))
+        return out.view(len(k0), self.tokens, self.embed_dim)
 
 
 @torch.no_grad()

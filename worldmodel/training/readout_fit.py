@@ -4,6 +4,12 @@ No task labels: an inverse-dynamics MLP must recover the summed actions between 
 (k = 1..max_skip) from both frames' keypoints. Keypoints that follow what the actions move make
 that easy and constant ones make it impossible, so they cannot collapse; fitted on colour-augmented
 copies (`train.augment_copies`), the heads find the same parts under any colouring.
+
+Inverse dynamics rewards only what the actions move directly: the hand, hardly the cube (issue 21).
+With `readout.forward_weight` > 0 an MLP must also predict, from frame t's keypoints alone, frame
+t+k's token grid pooled to `readout.forward_grid` a side given the summed actions, and frame t's
+own: whatever of the scene the future and the present depend on (the cube, pushed or at rest) must
+be in the keypoints. Only logged data: the cached tokens and the actions.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from worldmodel.common.devices import resolve_device
@@ -22,28 +29,65 @@ from worldmodel.models.readout import (
     READOUT_FILE,
     InverseDynamics,
     KeypointReadout,
+    LatentDynamics,
     ReadoutConfig,
     load_readout,
     save_readout,
 )
+from worldmodel.models.tokens import pool_tokens
 from worldmodel.training.runs import SYNC_EVERY_CUDA
 
 
-def readout_loss(
-    readout: KeypointReadout,
+def inverse_dynamics_loss(
     idm: InverseDynamics,
-    tokens0: Tensor,
-    tokens1: Tensor,
+    k0: Tensor,
+    k1: Tensor,
     summed_actions: Tensor,
     action_scale: Tensor,
     skip: Tensor,
 ) -> Tensor:
-    """Inverse-dynamics MSE for frame pairs `skip` steps apart. tokens `[B, N, D]`, summed actions
+    """Inverse-dynamics MSE for frame pairs `skip` steps apart. keypoints `[B, 2K]`, summed actions
     `[B, A]`, action_scale `[A]` (per-dim std; 0 = a dim that never moves, ignored), skip `[B]`."""
-    k0, k1 = readout(tokens0)[:, 0], readout(tokens1)[:, 0]
     moving = action_scale > 0
     target = summed_actions[:, moving] / action_scale[moving] / skip.float().sqrt()[:, None]
     return (idm(k0, k1)[:, moving] - target).pow(2).mean()
+
+
+def pooled_tokens(tokens: Tensor, grid: int, out_grid: int) -> Tensor:
+    """Layer-normed tokens `[B, grid*grid, D]` -> pooled `[B, out_grid**2, D]`, layer-normed again
+    (the planner's pooled latent, as `encode_frames` makes it)."""
+    pooled = pool_tokens(tokens.float(), grid, out_grid)
+    return F.layer_norm(pooled, (pooled.shape[-1],))
+
+
+@torch.no_grad()
+def pooled_statistics(tokens: Tensor, grid: int, out_grid: int, chunk: int = 1024) -> tuple[Tensor, Tensor]:
+    """Every frame's pooled tokens: their mean `[M, D]` and the RMS of the deviations from it (a
+    scalar). The forward terms predict (pooled - mean) / rms: guessing the average scene costs 1
+    whatever the encoder, so `forward_weight` = 1 weighs them like inverse dynamics at the start."""
+    parts = tokens.split(chunk)
+    mean = sum(pooled_tokens(part, grid, out_grid).sum(0) for part in parts) / len(tokens)
+    squares = sum((pooled_tokens(part, grid, out_grid) - mean).pow(2).sum() for part in parts)
+    return mean, (squares / mean.numel() / len(tokens)).sqrt().clamp_min(1e-6)
+
+
+def forward_loss(
+    dynamics: LatentDynamics,
+    k0: Tensor,
+    now: Tensor,
+    ahead: Tensor,
+    summed_actions: Tensor,
+    action_scale: Tensor,
+    skip_fraction: Tensor,
+) -> Tensor:
+    """Forward prediction (frame t+k's normalised pooled tokens `ahead` from frame t's keypoints,
+    the summed actions and k / max_skip) plus reconstruction (frame t's own, `now`, with no actions
+    and k = 0), both MSE, equally weighted. Dims that never move (action_scale 0) are fed as 0."""
+    moving = action_scale > 0
+    actions = summed_actions / torch.where(moving, action_scale, torch.ones_like(action_scale)) * moving
+    predicted_ahead = dynamics(k0, actions, skip_fraction)
+    predicted_now = dynamics(k0, torch.zeros_like(actions), torch.zeros_like(skip_fraction))
+    return (predicted_ahead - ahead).pow(2).mean() + (predicted_now - now).pow(2).mean()
 
 
 def train_readout(
@@ -54,7 +98,8 @@ def train_readout(
     progress: bool | str = True,
     device: torch.device | str = "cpu",
 ) -> KeypointReadout:
-    """Fit keypoints by inverse dynamics on (tokens `[T+1, N, D]`, actions `[T, A]`) episodes.
+    """Fit keypoints by inverse dynamics on (tokens `[T+1, N, D]`, actions `[T, A]`) episodes, and
+    by forward prediction beside it if `cfg.forward_weight` > 0 (its heads are discarded after).
 
     All frames sit in one tensor (episode after episode) on `device`, so a batch of pairs is two
     gathers there; the loss is read (a host sync on a GPU) only every `SYNC_EVERY_CUDA` steps on a
@@ -78,8 +123,15 @@ def train_readout(
 
     readout = KeypointReadout(tokens.shape[-1], grid, cfg.keypoints, cfg.hidden).to(device)
     idm = InverseDynamics(readout.latent_dim, action_dim).to(device)
+    parameters = [*readout.parameters(), *idm.parameters()]
+    dynamics = None  # forward_weight 0: not even built, so the readout is the inverse-dynamics one
+    if cfg.forward_weight > 0:
+        out_grid = min(cfg.forward_grid, grid)
+        target_mean, target_rms = pooled_statistics(tokens, grid, out_grid)
+        dynamics = LatentDynamics(readout.latent_dim, action_dim, out_grid**2, tokens.shape[-1]).to(device)
+        parameters += dynamics.parameters()
     every = SYNC_EVERY_CUDA if device.type == "cuda" else 1
-    optimizer = torch.optim.AdamW([*readout.parameters(), *idm.parameters()], lr=cfg.lr, weight_decay=1e-4)
+    optimizer = torch.optim.AdamW(parameters, lr=cfg.lr, weight_decay=1e-4)
     with ProgressReport("train", progress) as report:
         fitting = report.task("keypoint readout", cfg.steps, "steps")
         for step in range(cfg.steps):
@@ -89,9 +141,17 @@ def train_readout(
             draw = torch.rand(cfg.batch_size, generator=generator, device=device)
             start = offsets[e] + (draw * (lengths[e] - skip + 1)).long()
             summed = cumulative[start + skip] - cumulative[start]
-            loss = readout_loss(
-                readout, idm, tokens[start].float(), tokens[start + skip].float(), summed, scale, skip
-            )
+            tokens0, tokens1 = tokens[start].float(), tokens[start + skip].float()
+            k0, k1 = readout(tokens0)[:, 0], readout(tokens1)[:, 0]
+            loss = inverse_dynamics_loss(idm, k0, k1, summed, scale, skip)
+            if dynamics is not None:
+                now, ahead = (
+                    (pooled_tokens(x, grid, out_grid) - target_mean) / target_rms for x in (tokens0, tokens1)
+                )
+                fraction = skip.float() / cfg.max_skip
+                loss = loss + cfg.forward_weight * forward_loss(
+                    dynamics, k0, now, ahead, summed, scale, fraction
+                )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
