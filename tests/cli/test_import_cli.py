@@ -108,6 +108,12 @@ def test_imported_ac_predictor_keeps_the_full_token_grid_and_plans(wm, tmp_path)
     z = model.encode(frames)
     assert z.shape == (2, 256, 192)
     assert model.rollout(z, torch.zeros(2, 7), torch.zeros(2, 3, 7)).shape == (2, 3, 256, 192)
+    # The arm envs render at env.image_size: the official 16x16 grid plans through `wm plan` too.
+    video = tmp_path / "ac256.mp4"
+    args = ("plan", *TINY_PLAN, "plan.horizon=1", f"world_model={run}", "env.image_size=256")
+    result = wm(*args, "--env", "jepa_wm/Reach-v0", "--video", video)
+    assert result.returncode == 0, result.stderr
+    assert "success:" in result.stdout.splitlines()[-1] and video.exists()
 
     small = tmp_path / "ac64"  # the arm envs render 64 px: all 4x4 tokens of those frames
     ac = tmp_path / "vjepa2-ac-vitg.pt"
