@@ -16,6 +16,7 @@ from rich.table import Table
 from data.checks import contact_sheet, info, validate
 from data.collect import collect
 from data.importers import import_lerobot, import_robomimic
+from data.importers.robomimic import DEFAULT_CAMERA, DEFAULT_STATE_KEYS
 from envs.policies import play_fallback_note
 from worldmodel.common.console import make_console
 from worldmodel.common.errors import UserError
@@ -78,7 +79,7 @@ def data_info(
     for key, value in summary.items():
         if key == "bytes_on_disk":
             value = f"{value / 1e6:.1f} MB"
-        table.add_row(key, str(value))
+        table.add_row(key, "n/a" if value is None else str(value))  # e.g. no success labels
     console.print(table)
     if preview is not None:
         console.print(f"wrote {contact_sheet(path, preview)}")
@@ -102,16 +103,53 @@ def data_import(
     source: Path = typer.Argument(..., help="The robomimic .hdf5 file or the LeRobot dataset folder."),
     out: Path = typer.Argument(..., help="Output .h5 in the jepa-wm episode format."),
     fmt: str = typer.Option(..., "--format", help="Source format: robomimic or lerobot."),
-    camera: str = typer.Option(None, help="Camera: robomimic name (default agentview) or LeRobot video key."),
+    camera: str = typer.Option(
+        None,
+        help="robomimic: the obs key of the images (default agentview_image). LeRobot: a video or "
+        "image feature of meta/info.json (default: the only one; with several, the error lists them).",
+    ),
+    state_keys: str = typer.Option(
+        None,
+        "--state-keys",
+        help="robomimic only: comma-separated obs keys making the state (default "
+        "robot0_eef_pos,robot0_eef_quat,robot0_gripper_qpos). *_quat becomes Euler xyz, a two-finger "
+        "*gripper_qpos one opening in [0,1] = (q_left - q_right) / 0.08 (robosuite's Panda); others as is.",
+    ),
+    control_hz: float = typer.Option(
+        None,
+        "--control-hz",
+        help="Control rate in Hz. Default: robomimic env_args' env_kwargs.control_freq; LeRobot info.json's fps.",
+    ),
     image_size: int = typer.Option(64, help="Square frame size after centre crop and resize (16..256)."),
 ) -> None:
-    """Convert robomimic or LeRobot trajectories into the jepa-wm episode store."""
+    """Convert robomimic or LeRobot trajectories into the jepa-wm episode store.
+
+    robomimic reads data/demo_N/obs/<camera>, obs/<state keys>, actions, next_obs (the last frame)
+    and data's env_args (env_name, env_kwargs.control_freq).
+    LeRobot reads a local v2.1 or v3.0 folder: meta/, columns observation.state and action, the camera
+    as a video (AV1, H.264, ...) or as images in the parquet; robot_type null becomes env_id "unknown".
+    It needs pyarrow and av (pip install 'jepa-wm\\[lerobot]'), not the lerobot package.
+    """
     if not 16 <= image_size <= 256:
         raise UserError(f"option --image-size: expected 16..256, got {image_size}")
+    if control_hz is not None and not control_hz > 0:
+        raise UserError(f"option --control-hz: expected a positive rate, got {control_hz}")
     if fmt == "robomimic":
-        count = import_robomimic(source, out, camera=camera or "agentview", image_size=image_size)
+        keys = state_keys.split(",") if state_keys is not None else DEFAULT_STATE_KEYS
+        count = import_robomimic(
+            source,
+            out,
+            camera=camera or DEFAULT_CAMERA,
+            image_size=image_size,
+            state_keys=keys,
+            control_hz=control_hz,
+        )
     elif fmt == "lerobot":
-        count = import_lerobot(source, out, camera=camera, image_size=image_size)
+        if state_keys is not None:
+            raise UserError(
+                "option --state-keys: only for --format robomimic (LeRobot reads observation.state)"
+            )
+        count = import_lerobot(source, out, camera=camera, image_size=image_size, control_hz=control_hz)
     else:
         raise UserError(f"option --format: expected robomimic or lerobot, got '{fmt}'")
     console.print(f"wrote {out}: {count} episodes")

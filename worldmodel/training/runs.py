@@ -189,6 +189,25 @@ class StopOnNonFinite(Callback):
             )
 
 
+class LogLastStep(Callback):
+    """Log the last step's metrics when Lightning's every-`log_every`-steps rule skipped it, so a run
+    shorter than `log_every` still writes the metrics.csv the commands announce (and a longer one
+    records where it ended). A stop by `max_time` sets `should_stop`, and Lightning logs that step itself."""
+
+    def __init__(self, log_every: int) -> None:
+        super().__init__()
+        self.log_every = max(log_every, 1)
+
+    def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        step = trainer.global_step
+        if step == 0 or step % self.log_every == 0 or trainer.should_stop:
+            return
+        metrics = {key: float(value) for key, value in trainer.callback_metrics.items()}
+        for logger in trainer.loggers if metrics else []:
+            logger.log_metrics(metrics, step=step - 1)  # Lightning's rows count steps from 0
+            logger.save()
+
+
 class StepBar(ProgressBar):
     """One bar over the whole run toward `max_steps`, driven by `trainer.global_step`, with the
     progress-bar metrics (the loss first) beside it: it runs across epoch boundaries and a resumed
@@ -349,6 +368,7 @@ def make_trainer(
         callbacks=[
             checkpoints,
             StopOnNonFinite(host_sync_every(device), checkpoint_every),
+            LogLastStep(log_every),
             StepBar(BAR_NAMES.get(run.stage, run.stage), run.path.name, every=host_sync_every(device)),
         ],
         log_every_n_steps=log_every,
