@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from benchmarks import (
     ablation,
+    byo_metaworld,
     cache_speed,
     data_throughput,
     demo_stages,
@@ -55,6 +56,7 @@ STUDIES: dict[str, Main] = {
     "gpu_demo": gpu_demo.main,  # reads a `benchmarks/gpu_check.sh full` run's files
     "latent_screen": latent_screen.main,  # ~10 min: which latent sees the cube (offline)
     "official_sizes": official_sizes.main,  # released V-JEPA 2 / 2-AC sizes on this CPU: ~5 min
+    "byo_metaworld": byo_metaworld.main,  # Meta-World reach end to end (needs metaworld): ~15 min
 }
 START, END = "<!-- BENCH-TABLE:START -->", "<!-- BENCH-TABLE:END -->"
 SUMMARY_START, SUMMARY_END = "<!-- SUMMARY:START -->", "<!-- SUMMARY:END -->"

@@ -125,6 +125,7 @@ def describe_envs(
                 action_high=space.high.tolist(),
                 action_names=list(getattr(unwrapped, "action_names", [])),
                 image_size=int(env.observation_space["pixels"].shape[0]),
+                user_module=user_module,
             )
         )
         env.close()

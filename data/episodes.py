@@ -1,7 +1,8 @@
 """The HDF5 episode store: its layout and rules, a crash-safe writer and a lazy reader.
 
     /  attrs: format="jepa-wm.episodes", version=1, env_id, control_hz, action_dim, state_dim,
-              action_space (json: low/high/names), camera, image_size, created_by
+              action_space (json: low/high/names), camera, image_size, created_by,
+              user_module (optional: the module that registers a user's env, `import=`)
     /data/ep_000000/   attrs: num_steps=T, seed, policy, env_id, split, success (optional)
         obs/pixels uint8 [T+1,H,W,3] (one lzf chunk per frame), obs/state float32 [T+1,S],
         actions float32 [T,A]
@@ -43,6 +44,7 @@ class FileMeta:
     camera: str = "front"
     image_size: int = 64
     created_by: str = "jepa-wm"
+    user_module: str = ""  # the user's env module (`import=`), so later stages find the env
 
     def to_attrs(self) -> dict[str, Any]:
         space = {"low": self.action_low, "high": self.action_high, "names": self.action_names}
@@ -57,7 +59,7 @@ class FileMeta:
             "camera": self.camera,
             "image_size": int(self.image_size),
             "created_by": self.created_by,
-        }
+        } | ({"user_module": self.user_module} if self.user_module else {})
 
     @classmethod
     def from_attrs(cls, attrs: Any, where: str) -> FileMeta:
@@ -89,6 +91,7 @@ class FileMeta:
             camera=str(attrs.get("camera", "")),
             image_size=int(attrs.get("image_size", 0)),
             created_by=str(attrs.get("created_by", "")),
+            user_module=str(attrs.get("user_module", "")),
         )
 
 
@@ -244,6 +247,22 @@ def dataset_files(path: str | Path) -> list[Path]:
     if not path.exists() and not shards:
         raise DatasetError(f"{path}: dataset does not exist")
     return ([path] if path.exists() else []) + shards
+
+
+def dataset_user_module(path: str | Path) -> str:
+    """The env modules (`user_module` root attribute) the dataset's files were collected with,
+    comma separated; "" when none recorded one or `path` is no readable dataset (a later stage
+    then reports the dataset problem itself)."""
+    names: list[str] = []
+    try:
+        for file in dataset_files(path):
+            with open_episode_file(file) as handle:
+                for name in str(handle.attrs.get("user_module", "")).split(","):
+                    if name.strip() and name.strip() not in names:
+                        names.append(name.strip())
+    except DatasetError:
+        return ""
+    return ",".join(names)
 
 
 def _dataset_key(file: Path) -> Path:

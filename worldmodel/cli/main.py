@@ -188,6 +188,7 @@ def pretrain_command(overrides: list[str] = typer.Argument(None, help=OVERRIDES_
     Run one training at a time: two on 2 cores each run 7-8x slower, not 2x (a warning says so).
     """
     config = load_config(overrides, section="pretrain")
+    adopt_user_modules(config, datasets=[config.pretrain.data], load=False)  # recorded in the dataset
     use_threads(config.run.num_threads)
     path = pretrain(config)
     console.print(f"encoder: {path / 'encoder.safetensors'}  metrics: {path / 'metrics.csv'}")
@@ -305,7 +306,8 @@ def train_command(overrides: list[str] = typer.Argument(None, help=OVERRIDES_HEL
     Writes runs/ac/<run.name>/.
     """
     config = load_config(overrides, section="train")
-    adopt_user_modules(config, [config.train.encoder], load=False)  # recorded in the run's config.yaml
+    # recorded in the encoder run's config.yaml or in the dataset
+    adopt_user_modules(config, [config.train.encoder], load=False, datasets=[config.train.data])
     use_threads(config.run.num_threads)
     path = train(config)
     console.print(f"predictor: {path / 'predictor.safetensors'}  metrics: {path / 'metrics.csv'}")

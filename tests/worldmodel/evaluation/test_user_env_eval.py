@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 import torch
 
+from data.collect import collect
+from data.episodes import EpisodeReader, dataset_user_module
 from envs.registration import import_user_module, make_env
 from tests.envs.user_point_env import POINT_ENV_ID, write_point_env_module
 from tests.worldmodel.evaluation.test_report import fake_result, parse_report
@@ -134,6 +136,20 @@ def test_a_recorded_module_that_no_longer_imports_names_the_run(tmp_path) -> Non
     ):
         adopt_user_modules(load_config(), [run])
     assert adopt_user_modules(load_config(), [run], load=False) == ["no_such_user_envs_module"]
+
+
+def test_a_dataset_records_the_env_module_for_the_training_stages(tmp_path, point_env) -> None:
+    """`wm collect import=M` writes M into the file; pretrain / cache / train adopt it from there."""
+    out = tmp_path / "point.h5"
+    collect([point_env], episodes=2, steps=3, policy="random", out=out, user_module="eval_test_point_envs", progress=False)
+    assert EpisodeReader(out).meta.user_module == "eval_test_point_envs"
+    assert dataset_user_module(out) == "eval_test_point_envs"
+    config = load_config()
+    assert adopt_user_modules(config, datasets=[out], load=False) == ["eval_test_point_envs"]
+    assert config.env.user_module == "eval_test_point_envs"
+    plain = tmp_path / "ours.h5"
+    collect(["jepa_wm/Reach-v0"], episodes=1, steps=2, policy="random", out=plain, progress=False)
+    assert dataset_user_module(plain) == "" and dataset_user_module(tmp_path / "missing.h5") == ""
 
 
 def test_no_world_model_shapes() -> None:
