@@ -24,7 +24,8 @@ from worldmodel.common.errors import UserError
 from worldmodel.evaluation.demo import say
 
 MODULE = "benchmarks.byo_env.metaworld_reach"
-ENV_ID = "metaworld_user/Reach-v3"
+# Meta-World's own control rate (1 cm of hand per step at most), or each action held 4 steps.
+ENV_IDS = ("metaworld_user/Reach-v3-x4", "metaworld_user/Reach-v3")
 NAME = "byo_metaworld"
 START, END = "<!-- BYO-METAWORLD:START -->", "<!-- BYO-METAWORLD:END -->"
 
@@ -36,14 +37,20 @@ def parse(argv: list[str] | None):
         default=sys.executable,
         help="interpreter whose environment has metaworld (and this project) installed (default: this one)",
     )
-    parser.add_argument("--root", default="runs/byo_metaworld", help="dataset and runs folder")
+    parser.add_argument(
+        "--env",
+        choices=ENV_IDS,
+        default=ENV_IDS[0],
+        help=f"{ENV_IDS[0]} (default) holds each action for 4 of Meta-World's steps; {ENV_IDS[1]} is "
+        "its own rate, where one step moves the hand 1 cm at most",
+    )
+    parser.add_argument("--root", default="runs/byo_metaworld", help="dataset and runs, a folder per env")
     parser.add_argument("--episodes", type=positive, default=30, help="eval episodes per row (default 30)")
     parser.add_argument(
         "--budget",
         type=positive,
-        default=100,
-        help="MPC steps per episode (default 100: Meta-World moves the hand at most 1 cm per step "
-        "and its goals start 20-35 cm away)",
+        help="MPC steps per episode (default 50 at the x4 rate, 100 at Meta-World's own: goals start "
+        "20-35 cm away and a step moves the hand 4 or 1 cm at most)",
     )
     parser.add_argument("--play-episodes", type=positive, default=200, help="play episodes (default 200)")
     parser.add_argument(
@@ -51,7 +58,9 @@ def parse(argv: list[str] | None):
     )
     parser.add_argument("--results-dir", default=str(RESULTS_DIR), help="where byo_metaworld.json goes")
     parser.add_argument("overrides", nargs="*", help="config overrides for every stage, e.g. preset=small")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.budget = args.budget or (50 if args.env == ENV_IDS[0] else 100)
+    return args
 
 
 def wm(python: str, *args: str) -> None:
@@ -118,19 +127,19 @@ def table(figures: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse(argv)
     version = check_metaworld(args.python)
-    root = Path(args.root).resolve()
+    root = Path(args.root).resolve() / args.env.split("/")[-1]
     data, runs = root / "play.h5", root / "runs"
     common = [f"import={MODULE}", f"run.root={runs}", "run.name=mw", *args.overrides]
     encoder, world_model = runs / "pretrain" / "mw", runs / "ac" / "mw"
     if not data.is_file():
-        wm(args.python, "collect", f"env={ENV_ID}", f"episodes={args.play_episodes}",
+        wm(args.python, "collect", f"env={args.env}", f"episodes={args.play_episodes}",
            f"steps={args.play_steps}", f"out={data}", "resume=true", *common)  # fmt: skip
     if not (encoder / "encoder.safetensors").is_file():
         wm(args.python, "pretrain", f"data={data}", "resume=true", *common)
     if not (world_model / "predictor.safetensors").is_file():
         wm(args.python, "cache", f"data={data}", f"encoder={encoder}", "resume=true", *common)
         wm(args.python, "train", f"data={data}", f"encoder={encoder}", *common)
-    wm(args.python, "eval", f"tasks=[{ENV_ID}]", "rows=[random,learned]", f"episodes={args.episodes}",
+    wm(args.python, "eval", f"tasks=[{args.env}]", "rows=[random,learned]", f"episodes={args.episodes}",
        f"budget={args.budget}", f"world_model={world_model}", "eval.name=byo", *common)  # fmt: skip
     rows = rows_of(runs / "eval" / "byo" / "results.json")
     learned, random = rows["learned"], rows["random"]
@@ -145,7 +154,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "planner": learned["planner"],
     } | verdict(learned, random)
     config = {
-        "env": f"{ENV_ID} (metaworld {version}, SawyerReachEnvV3, 64x64 corner4 camera, 4-D actions, 4-D state)",
+        "env": f"{args.env} (metaworld {version}, SawyerReachEnvV3, 64x64 corner4 camera, 4-D actions, 4-D state)",
         "user_module": MODULE,
         "episodes": args.episodes,
         "mpc_steps": args.budget,

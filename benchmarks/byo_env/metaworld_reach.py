@@ -20,6 +20,7 @@ import numpy as np
 from metaworld.envs.sawyer_reach_v3 import SawyerReachEnvV3
 
 ENV_ID = "metaworld_user/Reach-v3"
+ENV_ID_X4 = "metaworld_user/Reach-v3-x4"
 IMAGE_SIZE = 64
 CAMERA = "corner4"
 SUCCESS_RADIUS = 0.05  # Meta-World's own reach threshold (metres)
@@ -30,7 +31,8 @@ class MetaWorldReach(gym.Env):
 
     metadata = {"render_modes": []}
 
-    def __init__(self, image_size: int = IMAGE_SIZE, camera: str = CAMERA) -> None:
+    def __init__(self, image_size: int = IMAGE_SIZE, camera: str = CAMERA, action_repeat: int = 1) -> None:
+        self.action_repeat = action_repeat
         self.sim = SawyerReachEnvV3(
             render_mode="rgb_array", camera_name=camera, width=image_size, height=image_size
         )
@@ -58,7 +60,9 @@ class MetaWorldReach(gym.Env):
         return self._observe(raw)
 
     def step(self, action: np.ndarray):
-        raw, _, _, _, _ = self.sim.step(np.clip(np.asarray(action, np.float32), -1.0, 1.0))
+        action = np.clip(np.asarray(action, np.float32), -1.0, 1.0)
+        for _ in range(self.action_repeat):
+            raw, _, _, _, _ = self.sim.step(action)
         obs, info = self._observe(raw)
         return obs, 0.0, False, False, info
 
@@ -94,3 +98,6 @@ class MetaWorldReach(gym.Env):
 
 
 gym.register(id=ENV_ID, entry_point=MetaWorldReach, max_episode_steps=200)
+# The same task at a 4x coarser control rate (each action held for 4 of Meta-World's steps, up to
+# 4 cm of hand motion): a user's choice of control rate, as V-JEPA 2-AC plans at a few Hz.
+gym.register(id=ENV_ID_X4, entry_point=MetaWorldReach, max_episode_steps=50, kwargs={"action_repeat": 4})

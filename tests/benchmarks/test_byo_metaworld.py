@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from benchmarks import run_all
-from benchmarks.byo_metaworld import main, table, verdict
+from benchmarks.byo_metaworld import ENV_IDS, main, parse, table, verdict
 from worldmodel.common.errors import UserError
 
 
@@ -44,3 +44,9 @@ def test_an_interpreter_without_metaworld_is_one_line(tmp_path) -> None:
             main(["--python", str(interpreter), "--root", str(tmp_path / "runs")])
     assert not (tmp_path / "runs").exists()  # nothing started
     assert "byo_metaworld" in run_all.STUDIES and "byo_metaworld" not in run_all.BENCHMARKS
+
+
+def test_the_mpc_budget_follows_the_control_rate() -> None:
+    assert parse([]).env == "metaworld_user/Reach-v3-x4" and parse([]).budget == 50
+    assert parse(["--env", ENV_IDS[1]]).budget == 100  # 1 cm per step at most: twice the steps
+    assert parse(["--env", ENV_IDS[1], "--budget", "70"]).budget == 70
