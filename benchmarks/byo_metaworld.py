@@ -6,8 +6,10 @@ benchmarks/byo_env/metaworld_reach.py, and run through collect -> pretrain -> ca
 eval with `import=` on every command and the preset's defaults otherwise. Reports the learned row
 against random actions over the same held-out seeds: success with Wilson intervals, mean final
 distance, ms per planned action, and whether the learned row "beats random clearly" (mean final
-distance at least a third lower, and a Wilson lower bound above random's success rate). Finished
-stages are kept and skipped on a rerun. ~12 min here.
+distance at least a third lower, and a Wilson lower bound above random's success rate). The default
+env holds each action for 4 of Meta-World's steps: at its own rate (1 cm per step) one action barely
+changes a 64-pixel image and the predictor learns no more than copying the last frame. Finished
+stages are kept and skipped on a rerun. ~20 min here.
 """
 
 from __future__ import annotations

@@ -141,7 +141,15 @@ def test_a_recorded_module_that_no_longer_imports_names_the_run(tmp_path) -> Non
 def test_a_dataset_records_the_env_module_for_the_training_stages(tmp_path, point_env) -> None:
     """`wm collect import=M` writes M into the file; pretrain / cache / train adopt it from there."""
     out = tmp_path / "point.h5"
-    collect([point_env], episodes=2, steps=3, policy="random", out=out, user_module="eval_test_point_envs", progress=False)
+    collect(
+        [point_env],
+        episodes=2,
+        steps=3,
+        policy="random",
+        out=out,
+        user_module="eval_test_point_envs",
+        progress=False,
+    )
     assert EpisodeReader(out).meta.user_module == "eval_test_point_envs"
     assert dataset_user_module(out) == "eval_test_point_envs"
     config = load_config()
