@@ -1,6 +1,7 @@
 """A user's module, as a roboticist would write it: Meta-World's Sawyer reach wrapped to the
 goal-image protocol. It is not part of the package; `import=benchmarks.byo_env.metaworld_reach`
-registers `metaworld_user/Reach-v3` (needs `pip install metaworld`, which pins mujoco 3.3).
+registers `metaworld_user/Reach-v3` and `metaworld_user/Reach-v3-x4` (each action held for 4 of
+Meta-World's steps); needs `pip install metaworld`, which pins mujoco 3.3.
 
 Meta-World's own `SawyerReachEnvV3`, untouched: 4-D actions (hand x/y/z deltas of 1 cm at full
 scale, gripper), goal drawn from its reset space, success within 5 cm. The wrapper adds what the
