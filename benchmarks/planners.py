@@ -3,9 +3,13 @@
 CEM, MPPI, gradient descent and random shooting, each at a few budgets (samples x iterations), on
 Reach and Push (Push plans through its sub-goal images), with simulator dynamics and with the learned
 world model. Every point plays the same held-out seeds and goals. The question it answers: which
-planner matches the official CEM budget's success soonest, and at what share of its time. Finished
-points are kept in a points file and reused; writes benchmarks/results/planners.json, planners.png
-and the table between the PLANNERS markers of docs/results.md.
+planner matches the official CEM budget's success soonest, and at what share of its time.
+
+Points are measured cheapest budget first and published after each one (a stopped study still has a
+table) to benchmarks/results/<name>.json, <name>.png and the table between the <NAME> markers of
+docs/results.md (--name, default planners: one study per world model or row set). A point is reused
+while its settings and weights are unchanged: from the local points file, or from the committed
+JSON, so a fresh clone that retrains the same run resumes there.
 """
 
 from __future__ import annotations
@@ -15,25 +19,25 @@ import copy
 import hashlib
 import itertools
 import json
-from dataclasses import dataclass
+import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import matplotlib.pyplot as plt
-from matplotlib.ticker import NullFormatter
-
-from benchmarks.common import (
-    RESULTS_PAGE,
-    StudyParser,
-    name_list,
-    positive,
-    replace_block,
-    write_timing_result,
+from benchmarks.common import StudyParser, name_list, positive, write_timing_result
+from benchmarks.planners_report import (
+    OFFICIAL_PLANNER,
+    Budget,
+    budget,
+    budget_cost,
+    plot,
+    soonest,
+    table,
+    update_page,
 )
 from planners.config import PLANNER_NAMES
 from worldmodel.common.atomic import write_json_atomic
 from worldmodel.common.errors import UserError
-from worldmodel.common.plots import save_figure
 from worldmodel.common.threads import use_threads
 from worldmodel.config.schema import Config, load_config, to_yaml
 from worldmodel.evaluation.demo import say
@@ -42,31 +46,12 @@ from worldmodel.evaluation.rows import SIMULATOR_ROWS, preset_world_model
 from worldmodel.models.world_model import is_ac_run
 
 ROWS = ("simulator", "learned")
-OFFICIAL_PLANNER = "cem"
 OFFICIAL_BUDGET = "256x5"
 OFFICIAL_HORIZON = 3
 DEFAULT_BUDGETS = f"64x2,128x3,{OFFICIAL_BUDGET},512x5"
 PUSH = "jepa_wm/Push-v0"
-START, END = "<!-- PLANNERS-TABLE:START -->", "<!-- PLANNERS-TABLE:END -->"
 # Planners that differentiate through the rollout: the simulator rows cannot give them gradients.
 NEEDS_GRADIENTS = ("gradient",)
-
-
-@dataclass(frozen=True)
-class Budget:
-    samples: int
-    iterations: int
-
-    def __str__(self) -> str:
-        return f"{self.samples}x{self.iterations}"
-
-
-def budget(text: str) -> Budget:
-    """argparse type: `SxI`, e.g. 256x5."""
-    samples, sep, iterations = text.strip().partition("x")
-    if not (sep and samples.isdigit() and iterations.isdigit() and int(samples) > 0 and int(iterations) > 0):
-        raise argparse.ArgumentTypeError(f"expected samples x iterations like 256x5, got {text!r}")
-    return Budget(int(samples), int(iterations))
 
 
 def budget_list(text: str) -> list[Budget]:
@@ -77,9 +62,13 @@ def budget_list(text: str) -> list[Budget]:
     return sorted(budgets, key=budget_cost)
 
 
-def budget_cost(b: Budget) -> tuple[int, int]:
-    """Order of budgets: rollouts per plan, then samples."""
-    return b.samples * b.iterations, b.samples
+def result_name(text: str) -> str:
+    """argparse type: planners or planners_<label> (file-name safe; `make bench` knows it is a study)."""
+    if not re.fullmatch(r"planners(_[a-z0-9]+)*", text):
+        raise argparse.ArgumentTypeError(
+            f"expected planners or planners_<label> like planners_simulator, got {text!r}"
+        )
+    return text
 
 
 def task_list(text: str) -> list[str]:
@@ -131,8 +120,15 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         default=list(PLANNER_NAMES),
         help=f"{','.join(PLANNER_NAMES)} (random = random shooting; gradient has no simulator row)",
     )
+    parser.add_argument(
+        "--name",
+        type=result_name,
+        default="planners",
+        help="the result's name: <name>.json and .png in --results-dir and its own table in "
+        "docs/results.md (default planners; e.g. planners_simulator for a study of another run)",
+    )
     parser.add_output_options(
-        "planners",
+        "<name>",
         "config overrides for every point, e.g. preset=small eval.budget=30 (plan.samples, "
         "plan.iterations and plan.planner are the study's; plan.horizon defaults to the official 3)",
     )
@@ -161,7 +157,7 @@ def base_config(args: argparse.Namespace) -> Config:
     return config
 
 
-def point_key(task: str, row: str, planner: str, point_budget: Budget) -> str:
+def point_key(task: str, row: str, planner: str, point_budget: Budget | str) -> str:
     return f"{task} {row} {planner} {point_budget}"
 
 
@@ -178,14 +174,14 @@ def point_config(base: Config, task: str, row: str, planner: str, point_budget: 
 
 
 def fingerprint(config: Config) -> str:
-    """What a stored point must match to be reused: the whole resolved config and the weights it loads."""
+    """What a stored point must match to be reused: the whole resolved config and the contents of the
+    weights it loads (contents, not dates: a fresh clone that retrains the same run reuses it)."""
     digest = hashlib.sha256(to_yaml(config).encode())
     for name in (config.eval.world_model, config.eval.encoder):
         path = Path(name)
         for file in sorted(path.glob("*.safetensors")) if path.is_dir() else [path]:
             if file.is_file():
-                stat = file.stat()
-                digest.update(f"{file.resolve()} {stat.st_size} {stat.st_mtime_ns}".encode())
+                digest.update(file.name.encode() + hashlib.sha256(file.read_bytes()).digest())
     return digest.hexdigest()
 
 
@@ -201,134 +197,81 @@ def measure(config: Config) -> dict[str, Any]:
     }
 
 
-def run_points(base: Config, args: argparse.Namespace, points_file: Path) -> list[dict[str, Any]]:
-    """Every (task, row, planner, budget) point, reusing the points file's entries of equal settings;
-    the file is rewritten after each new point, so a killed study resumes where it stopped."""
-    stored: dict[str, dict] = json.loads(points_file.read_text()) if points_file.is_file() else {}
-    points = []
-    grid = itertools.product(base.eval.tasks, args.rows, args.planners, args.budgets)
+def stored_points(points_file: Path, results_json: Path) -> dict[str, dict[str, Any]]:
+    """Points measured before, by key: the results JSON's (committed, so a fresh clone keeps them)
+    and the local points file's (a killed study's), the latter winning."""
+    stored: dict[str, dict[str, Any]] = {}
+    for path, read in ((results_json, lambda d: d["figures"]["points"]), (points_file, dict.values)):
+        if not path.is_file():
+            continue
+        try:
+            entries = read(json.loads(path.read_text()))
+            stored.update({point_key(p["task"], p["row"], p["planner"], p["budget"]): p for p in entries})
+        except (json.JSONDecodeError, KeyError, TypeError, AttributeError, argparse.ArgumentTypeError):
+            raise UserError(
+                f"{path}: not a `wm bench planners` points file (points with task, row, planner, budget "
+                "and settings); move it away to start over"
+            ) from None
+    return stored
+
+
+def still_valid(base: Config, point: dict[str, Any]) -> bool:
+    """A stored point outside this run's grid is kept if today's settings would reproduce it."""
+    try:
+        config = point_config(base, point["task"], point["row"], point["planner"], budget(point["budget"]))
+    except (UserError, argparse.ArgumentTypeError):
+        return False
+    return point.get("settings") == fingerprint(config)
+
+
+def run_points(
+    base: Config, args: argparse.Namespace, points_file: Path, publish: Callable[[list[dict]], None]
+) -> list[dict[str, Any]]:
+    """Every (task, row, planner, budget) point, reusing stored points of equal settings; cheapest
+    budget first across tasks and planners, and `publish` after each new point, so a study stopped
+    after any point has a usable table and resumes (even from a fresh clone) where it stopped.
+    Stored points of other rows, planners or budgets with today's settings are kept in the result."""
+    stored = stored_points(points_file, args.results_dir / f"{args.name}.json")
+    grid = sorted(
+        itertools.product(base.eval.tasks, args.rows, args.planners, args.budgets),
+        key=lambda point: budget_cost(point[3]),
+    )
+    keys = {point_key(*point) for point in grid}
+    kept = {key: p for key, p in stored.items() if key not in keys and still_valid(base, p)}
+    done: dict[str, dict[str, Any]] = {}
     for task, row, planner, point_budget in grid:
+        key = point_key(task, row, planner, point_budget)
         where = {"task": task, "row": row, "planner": planner, "budget": str(point_budget)}
         if row in SIMULATOR_ROWS and planner in NEEDS_GRADIENTS:
-            points.append(where | {"skipped": "needs a differentiable world model"})
+            done[key] = where | {"skipped": "needs a differentiable world model"}
             continue
-        key = point_key(task, row, planner, point_budget)
         config = point_config(base, task, row, planner, point_budget)
-        settings = fingerprint(config)
-        reused = stored.get(key, {}).get("settings") == settings
+        reused = stored.get(key, {}).get("settings") == fingerprint(config)
         if not reused:
-            stored[key] = where | measure(config) | {"settings": settings}
+            stored[key] = where | measure(config) | {"settings": fingerprint(config)}
             write_json_atomic(points_file, stored)
-        point = {k: v for k, v in stored[key].items() if k != "settings"}
+        done[key] = stored[key]
         say(
-            f"[planners] {key}: success {point['success_rate']:.0%}, {point['mean_final_distance_cm']:.1f} cm, "
-            f"{point['ms_per_action']:,.0f} ms per action" + (" (reused)" if reused else "")
+            f"[planners] {key}: success {done[key]['success_rate']:.0%}, "
+            f"{done[key]['mean_final_distance_cm']:.1f} cm, {done[key]['ms_per_action']:,.0f} ms per action"
+            + (" (reused)" if reused else "")
         )
-        points.append(point)
-    return points
+        if not reused:
+            publish(in_order([*done.values(), *kept.values()], args))
+    return in_order([*done.values(), *kept.values()], args)
 
 
-def soonest(points: list[dict[str, Any]], official: Budget) -> dict[str, dict[str, Any]]:
-    """Per task and row: the cheapest point (ms per action) whose success is at least the official
-    CEM point's, and its share of the official point's time."""
-    answers = {}
-    measured = [p for p in points if "skipped" not in p]
-    for task, row in dict.fromkeys((p["task"], p["row"]) for p in measured):
-        panel = [p for p in measured if (p["task"], p["row"]) == (task, row)]
-        [ref] = [p for p in panel if p["planner"] == OFFICIAL_PLANNER and p["budget"] == str(official)]
-        best = min(
-            (p for p in panel if p["success_rate"] >= ref["success_rate"]),
-            key=lambda p: (p["ms_per_action"], -p["success_rate"]),
-        )
-        answers[f"{task.split('/')[-1]} {row}"] = {
-            "official": {k: ref[k] for k in ("planner", "budget", "success_rate", "ms_per_action")},
-            "planner": best["planner"],
-            "budget": best["budget"],
-            "success_rate": best["success_rate"],
-            "ms_per_action": best["ms_per_action"],
-            "fraction_of_official_time": best["ms_per_action"] / ref["ms_per_action"],
-        }
-    return answers
-
-
-def table(points: list[dict[str, Any]], answers: dict[str, dict[str, Any]]) -> str:
-    """Markdown: the soonest-to-equal-official answer per task and row, then every point."""
-    lines = [
-        "| task | row | official (success, ms per action) | soonest to equal it | its success | "
-        "its ms per action | share of official time |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for panel, a in answers.items():
-        ref = a["official"]
-        lines.append(
-            f"| {' | '.join(panel.split(' ', 1))} | {ref['planner']} {ref['budget']} "
-            f"({ref['success_rate']:.0%}, {ref['ms_per_action']:,.0f}) | {a['planner']} {a['budget']} | "
-            f"{a['success_rate']:.0%} | {a['ms_per_action']:,.0f} | {a['fraction_of_official_time']:.2f} |"
-        )
-    lines += [
-        "",
-        "| task | row | planner | samples x iterations | success [95 % interval] | final distance | "
-        "ms per action |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for p in points:
-        head = f"| {p['task'].split('/')[-1]} | {p['row']} | {p['planner']} | {p['budget']} |"
-        if "skipped" in p:
-            lines.append(f"{head} - ({p['skipped']}) | - | - |")
-            continue
-        low, high = p["ci95"]
-        lines.append(
-            f"{head} {p['success_rate']:.0%} [{low:.0%}, {high:.0%}] | "
-            f"{p['mean_final_distance_cm']:.1f} cm | {p['ms_per_action']:,.0f} |"
-        )
-    return "\n".join(lines)
-
-
-def plot(points: list[dict[str, Any]], official: Budget, path: Path) -> Path:
-    """Success (95 % interval) against ms per action, log scale: one panel per task and row, one
-    curve per planner through its budgets (cheapest first); the official point ringed."""
-    measured = [p for p in points if "skipped" not in p]
-    tasks = list(dict.fromkeys(p["task"] for p in measured))
-    rows = list(dict.fromkeys(p["row"] for p in measured))
-    planners = list(dict.fromkeys(p["planner"] for p in points))
-    fig, axes = plt.subplots(
-        len(tasks),
-        len(rows),
-        figsize=(4.4 * len(rows), 3.6 * len(tasks)),
-        squeeze=False,
-        layout="constrained",
-    )
-    for i, task in enumerate(tasks):
-        for j, row in enumerate(rows):
-            ax = axes[i][j]
-            for k, planner in enumerate(planners):
-                curve = sorted(
-                    (p for p in measured if (p["task"], p["row"], p["planner"]) == (task, row, planner)),
-                    key=lambda p: budget_cost(budget(p["budget"])),
-                )
-                if not curve:
-                    continue
-                x = [p["ms_per_action"] for p in curve]
-                y = [p["success_rate"] for p in curve]
-                yerr = [
-                    [p["success_rate"] - p["ci95"][0] for p in curve],
-                    [p["ci95"][1] - p["success_rate"] for p in curve],
-                ]
-                ax.errorbar(x, y, yerr=yerr, color=f"C{k}", marker="o", capsize=3, label=planner)
-                for p in curve:
-                    ax.annotate(p["budget"], (p["ms_per_action"], p["success_rate"]), fontsize=6,
-                                xytext=(3, 3), textcoords="offset points")  # fmt: skip
-                    if planner == OFFICIAL_PLANNER and p["budget"] == str(official):
-                        ax.plot(p["ms_per_action"], p["success_rate"], "o", ms=12, mfc="none", mec="k")
-            ax.set_xscale("log")
-            ax.xaxis.set_minor_formatter(NullFormatter())
-            ax.set_ylim(-0.05, 1.05)
-            ax.set_title(f"{task.split('/')[-1]} {row} (ringed: official cem {official})", fontsize=9)
-            ax.set_xlabel("ms per planned action")
-            ax.set_ylabel("success (95 % interval)")
-            ax.legend(fontsize=7)
-    save_figure(fig, path)
-    return path
+def in_order(points: list[dict[str, Any]], args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Task, row, planner (as asked, others after), then budget, cheapest first."""
+    tasks = list(dict.fromkeys([*args.tasks, *(p["task"] for p in points)]))
+    planners = list(dict.fromkeys([*args.planners, *PLANNER_NAMES]))
+    return sorted(
+        points,
+        key=lambda p: (
+            tasks.index(p["task"]), ROWS.index(p["row"]), planners.index(p["planner"]),
+            budget_cost(budget(p["budget"])),
+        ),
+    )  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> dict[str, dict[str, Any]]:
@@ -336,10 +279,17 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, Any]]:
     base = base_config(args)
     use_threads(base.run.num_threads)
     points_file = Path(base.run.root) / "bench" / "planners_points.json"
-    say(f"[planners] points file {points_file} (finished points of the same settings are reused)")
-    points = run_points(base, args, points_file)
-    answers = soonest(points, args.official)
-    for panel, a in answers.items():
+    say(
+        f"[planners] points file {points_file}; points of the same settings in it or in "
+        f"{args.results_dir / args.name}.json are reused"
+    )
+    points = run_points(base, args, points_file, lambda points: publish(points, base, args))
+    answers, markdown = publish(points, base, args)
+    for panel in dict.fromkeys(f"{p['task'].split('/')[-1]} {p['row']}" for p in points):
+        if panel not in answers:
+            say(f"[planners] {panel}: the official cem {args.official} point is not measured yet")
+            continue
+        a = answers[panel]
         ref = a["official"]
         say(
             f"[planners] {panel}: official {ref['planner']} {ref['budget']} {ref['success_rate']:.0%} at "
@@ -347,18 +297,26 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, Any]]:
             f"{a['success_rate']:.0%} at {a['ms_per_action']:,.0f} ms "
             f"({a['fraction_of_official_time']:.2f} of its time)"
         )
-    markdown = table(points, answers)
     print(markdown)
-    png = plot(points, args.official, args.results_dir / "planners.png")
+    return answers
+
+
+def publish(
+    points: list[dict[str, Any]], base: Config, args: argparse.Namespace
+) -> tuple[dict[str, dict[str, Any]], str]:
+    """The results JSON (points with their settings, so later runs reuse them), plot and table."""
+    answers = soonest(points, args.official)
+    markdown = table(points, answers)
+    png = plot(points, args.official, args.results_dir / f"{args.name}.png")
     config = {
         "preset": base.preset,
         "world_model": base.eval.world_model,
         "encoder": base.eval.encoder,
-        "tasks": base.eval.tasks,
+        "tasks": list(dict.fromkeys(p["task"] for p in points)),
         "subgoals": base.eval.subgoals,
-        "rows": args.rows,
-        "planners": args.planners,
-        "budgets": [str(b) for b in args.budgets],
+        "rows": list(dict.fromkeys(p["row"] for p in points)),
+        "planners": list(dict.fromkeys(p["planner"] for p in points)),
+        "budgets": sorted({p["budget"] for p in points}, key=lambda b: budget_cost(budget(b))),
         "official": f"{OFFICIAL_PLANNER} {args.official} h{base.plan.horizon}",
         "horizon": base.plan.horizon,
         "episodes": args.episodes,
@@ -368,14 +326,10 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, Any]]:
         "overrides": args.overrides,
         "plot": str(png),
     }
-    write_timing_result("planners", config, {"points": points, "soonest": answers}, args.results_dir)
+    write_timing_result(args.name, config, {"points": points, "soonest": answers}, args.results_dir)
     if not args.no_readme:
-        update_page(markdown)
-    return answers
-
-
-def update_page(markdown: str, page: Path = RESULTS_PAGE) -> None:
-    replace_block(markdown, START, END, "Planners: success against time per action", page)
+        update_page(markdown, args.name)
+    return answers, markdown
 
 
 if __name__ == "__main__":

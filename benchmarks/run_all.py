@@ -159,8 +159,8 @@ def _fmt(value: object) -> str:
 def table() -> str:
     lines = ["| benchmark | figure | value |", "|---|---|---|"]
     for path in sorted(RESULTS_DIR.glob("*.json")):
-        if path.stem in STUDIES:
-            continue  # summarised in its own README table
+        if path.stem in STUDIES or path.stem.startswith("planners_"):
+            continue  # a study: its own table in docs/results.md
         result = json.loads(path.read_text())
         commit = (result.get("git_commit") or "?")[:8]
         for key, value in result.get("figures", {}).items():

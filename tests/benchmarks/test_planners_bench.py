@@ -4,12 +4,15 @@ soonest-to-equal-official answer, then every point reused."""
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
-from benchmarks.planners import END, START, Budget, parse, soonest, table, update_page
+from benchmarks.planners import fingerprint, parse, stored_points
+from benchmarks.planners_report import END, START, Budget, markers, soonest, table, update_page
 from tests.worldmodel.training.tiny_runs import make_tiny_run
 from worldmodel.common.errors import UserError
+from worldmodel.config.schema import load_config
 
 PLANNERS, BUDGETS, ROWS = ("cem", "random"), ("2x1", "4x2"), ("simulator", "learned")
 
@@ -52,12 +55,23 @@ def test_every_point_plot_and_answer_then_reused(wm, tiny_root, tmp_path) -> Non
     assert (results / "planners.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (tiny_root / "bench" / "planners_points.json").is_file()
 
+    # A fresh clone: no points file, the same run retrained (same weights, new dates); the committed
+    # JSON's points are reused.
+    (tiny_root / "bench" / "planners_points.json").unlink()
+    for weights in (tiny_root / "ac" / "tiny").glob("*.safetensors"):
+        os.utime(weights, (1.0, 1.0))
     second = wm(*args)
     assert second.returncode == 0, second.stderr
     assert second.stdout.count(" ms per action (reused)") == len(points)
     assert "[eval]" not in second.stdout  # nothing was planned again
     again = json.loads((results / "planners.json").read_text())["figures"]
     assert again["points"] == points and again["soonest"] == result["figures"]["soonest"]
+
+    # A narrower study keeps the other points of the same settings in the result.
+    third = wm(*args, "--rows", "learned", "--budgets", "4x2")  # the last of an option wins
+    assert third.returncode == 0, third.stderr
+    assert third.stdout.count(" ms per action (reused)") == len(PLANNERS)
+    assert json.loads((results / "planners.json").read_text())["figures"]["points"] == points
 
 
 def test_the_official_point_is_always_measured_and_bad_options_are_one_line() -> None:
@@ -68,6 +82,12 @@ def test_the_official_point_is_always_measured_and_bad_options_are_one_line() ->
         parse(["--budgets", "64"])
     with pytest.raises(UserError, match="--planners: expected names from cem,mppi,gradient,random"):
         parse(["--planners", "cem,ilqr"])
+    assert parse([]).name == "planners" and parse(["--name", "planners_sim2"]).name == "planners_sim2"
+    for bad in ("../escape", "simulator", "planners_Sim"):
+        with pytest.raises(
+            UserError, match="--name: expected planners or planners_<label> like planners_sim"
+        ):
+            parse(["--name", bad])
 
 
 def test_soonest_is_the_cheapest_point_at_least_as_successful_as_official(tmp_path) -> None:
@@ -85,6 +105,7 @@ def test_soonest_is_the_cheapest_point_at_least_as_successful_as_official(tmp_pa
         {"task": "jepa_wm/Push-v0", "row": "simulator", "planner": "gradient", "budget": "256x5",
          "skipped": "needs a differentiable world model"},
     ]  # fmt: skip
+    assert soonest(points[1:], Budget(256, 5)) == {}  # no answer before the official point is measured
     answers = soonest(points, Budget(256, 5))
     assert list(answers) == ["Push-v0 learned"]
     answer = answers["Push-v0 learned"]
@@ -97,7 +118,32 @@ def test_soonest_is_the_cheapest_point_at_least_as_successful_as_official(tmp_pa
     )
     page = tmp_path / "results.md"
     page.write_text("# results\n")
-    update_page("first", page)
-    update_page(markdown, page)
+    update_page("first", page=page)
+    update_page(markdown, page=page)
+    update_page("another run's study", "planners_simulator", page=page)
     text = page.read_text()
     assert text.count(START) == 1 and text.count(END) == 1 and "first" not in text
+    assert "## Planners: success against time per action (planners_simulator)" in text
+    own_start, own_end = markers("planners_simulator")
+    assert text.split(own_start)[1].split(own_end)[0].strip() == "another run's study"
+    assert markdown in text.split(START)[1].split(END)[0]
+
+
+def test_a_stored_point_is_reused_only_while_its_weights_hold_the_same_bytes(tmp_path) -> None:
+    run = tmp_path / "ac"
+    run.mkdir()
+    (run / "predictor.safetensors").write_bytes(b"weights")
+    config = load_config(["preset=tiny", f"eval.world_model={run}", f"eval.encoder={run}"])
+    before = fingerprint(config)
+    os.utime(run / "predictor.safetensors", (1.0, 1.0))
+    assert fingerprint(config) == before
+    (run / "predictor.safetensors").write_bytes(b"weightz")
+    assert fingerprint(config) != before
+
+
+def test_a_points_file_that_is_not_one_is_one_line(tmp_path) -> None:
+    bad = tmp_path / "planners_points.json"
+    for text in ("{not json", '["a list"]', '{"k": {"task": "jepa_wm/Reach-v0"}}'):
+        bad.write_text(text)
+        with pytest.raises(UserError, match=f"{bad}: not a `wm bench planners` points file"):
+            stored_points(bad, tmp_path / "absent.json")
