@@ -152,8 +152,9 @@ def base_config(args: argparse.Namespace) -> Config:
     config.eval.world_model = world_model
     config.eval.encoder = args.encoder or world_model
     config.eval.tasks, config.eval.episodes = args.tasks, args.episodes
-    if not config.eval.subgoals:
-        config.eval.subgoals = [PUSH]
+    config.eval.diagnostic_episodes = 0  # every row plans the same --episodes
+    if PUSH not in config.eval.subgoals:  # a preset's own list (small: PickPlace) must not drop it
+        config.eval.subgoals = [*config.eval.subgoals, PUSH]
     return config
 
 
@@ -278,7 +279,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, Any]]:
     args = parse(argv)
     base = base_config(args)
     use_threads(base.run.num_threads)
-    points_file = Path(base.run.root) / "bench" / "planners_points.json"
+    points_file = Path(base.run.root) / "bench" / f"{args.name}_points.json"
     say(
         f"[planners] points file {points_file}; points of the same settings in it or in "
         f"{args.results_dir / args.name}.json are reused"

@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from benchmarks.planners import fingerprint, parse, stored_points
+from benchmarks.planners import base_config, fingerprint, parse, stored_points
 from benchmarks.planners_report import END, START, Budget, markers, soonest, table, update_page
 from tests.worldmodel.training.tiny_runs import make_tiny_run
 from worldmodel.common.errors import UserError
@@ -88,6 +88,14 @@ def test_the_official_point_is_always_measured_and_bad_options_are_one_line() ->
             UserError, match="--name: expected planners or planners_<label> like planners_sim"
         ):
             parse(["--name", bad])
+
+
+def test_push_always_plans_through_sub_goals_and_every_row_plans_every_episode() -> None:
+    """The small preset lists PickPlace's sub-goals and fewer diagnostic episodes: neither may leak in."""
+    args = parse(["--rows", "simulator", "--encoder", "pixels", "--episodes", "7", "preset=small"])
+    config = base_config(args)
+    assert "jepa_wm/Push-v0" in config.eval.subgoals and "jepa_wm/PickPlace-v0" in config.eval.subgoals
+    assert config.eval.episodes == 7 and config.eval.diagnostic_episodes == 0
 
 
 def test_soonest_is_the_cheapest_point_at_least_as_successful_as_official(tmp_path) -> None:
