@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
-from matplotlib.ticker import NullFormatter
 
 from benchmarks.common import RESULTS_PAGE, replace_block
 from worldmodel.common.plots import save_figure
@@ -144,7 +143,6 @@ def plot(points: list[dict[str, Any]], official: Budget, path: Path) -> Path:
                     if planner == OFFICIAL_PLANNER and p["budget"] == str(official):
                         ax.plot(p["ms_per_action"], p["success_rate"], "o", ms=12, mfc="none", mec="k")
             ax.set_xscale("log")
-            ax.xaxis.set_minor_formatter(NullFormatter())
             ax.set_ylim(-0.05, 1.05)
             ax.set_title(f"{task.split('/')[-1]} {row} (ringed: official cem {official})", fontsize=9)
             ax.set_xlabel("ms per planned action")
