@@ -247,9 +247,10 @@ def run_points(
             done[key] = where | {"skipped": "needs a differentiable world model"}
             continue
         config = point_config(base, task, row, planner, point_budget)
-        reused = stored.get(key, {}).get("settings") == fingerprint(config)
+        settings = fingerprint(config)  # hashes the weights' bytes: once per point
+        reused = stored.get(key, {}).get("settings") == settings
         if not reused:
-            stored[key] = where | measure(config) | {"settings": fingerprint(config)}
+            stored[key] = where | measure(config) | {"settings": settings}
             write_json_atomic(points_file, stored)
         done[key] = stored[key]
         say(
