@@ -125,8 +125,9 @@ def joined(a: Encode, b: Encode) -> Encode:
     return encode
 
 
-def candidates(runs: Path, image_size: int) -> dict[str, Encode]:
-    """Name -> encode function at `image_size` (the keypoint readout exists at its trained 64 px only)."""
+def candidates(runs: Path, image_size: int, readouts: tuple[Path, ...] = ()) -> dict[str, Encode]:
+    """Name -> encode function at `image_size` (the keypoint readout exists at its trained 64 px
+    only). `readouts`: further AC runs whose planning latents are screened beside the demo's."""
     ours, _ = load_encoder(runs / "pretrain" / "tiny")
     torch.manual_seed(0)
     random = VisionTransformer(ViTConfig(img_size=image_size)).eval()
@@ -136,6 +137,8 @@ def candidates(runs: Path, image_size: int) -> dict[str, Encode]:
         keypoints = WorldModel.from_run(runs / "ac" / "tiny").encode
         out["keypoints (ours, inverse dynamics)"] = keypoints
         out["keypoints + ours pooled 4x4"] = joined(keypoints, vit(ours, 4))
+        for run in readouts:
+            out[f"planning latent of {run.name}"] = WorldModel.from_run(run).encode
     for name, encoder in (("ours", ours), ("random ViT", random)):
         for pool in (1, 2, 4):
             out[f"{name} pooled {pool}x{pool}"] = vit(encoder, pool)
@@ -146,10 +149,10 @@ def candidates(runs: Path, image_size: int) -> dict[str, Encode]:
     return out
 
 
-def screen(runs: Path, scenes: int, sizes: tuple[int, ...]) -> list[dict]:
+def screen(runs: Path, scenes: int, sizes: tuple[int, ...], readouts: tuple[Path, ...] = ()) -> list[dict]:
     rows = []
     for size in sizes:
-        encoders = candidates(runs, size)
+        encoders = candidates(runs, size, readouts)
         for env_id in ENVS:
             p = pairs(env_id, scenes, size)
             for name, encode in encoders.items():
@@ -193,14 +196,21 @@ def main(argv: list[str] | None = None) -> Path:
         "--scenes", type=int, default=200, help="held-out scenes per task (one pair of each kind)"
     )
     parser.add_argument("--sizes", default="64,128", help="image sizes, comma separated")
+    parser.add_argument(
+        "--readouts", nargs="*", type=Path, default=[],
+        help="more AC runs (e.g. runs/ac/tiny_transport) whose planning latents are screened too, at 64 px",
+    )  # fmt: skip
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
     parser.add_argument("--no-docs", action="store_true", help="do not rewrite the docs/results.md table")
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
     sizes = tuple(int(s) for s in args.sizes.split(","))
-    rows = screen(args.runs, args.scenes, sizes)
+    for run in args.readouts:
+        if not (run / "config.yaml").is_file():
+            raise SystemExit(f"wm bench latent_screen: --readouts {run}: not an AC run (no config.yaml)")
+    rows = screen(args.runs, args.scenes, sizes, tuple(args.readouts))
     config = {"runs": str(args.runs), "scenes": args.scenes, "sizes": list(sizes), "max_shift_m": MAX_SHIFT_M,
-              "split": "heldout", "envs": list(ENVS)}  # fmt: skip
+              "split": "heldout", "envs": list(ENVS), "readouts": [str(r) for r in args.readouts]}  # fmt: skip
     path = write_timing_result("latent_screen", config, {"rows": rows}, args.out)
     if not args.no_docs:
         replace_block(table(rows), START, END, "Which latent sees the object? (offline screen)")

@@ -9,7 +9,9 @@ Points are measured cheapest budget first and published after each one (a stoppe
 table) to benchmarks/results/<name>.json, <name>.png and the table between the <NAME> markers of
 docs/results.md (--name, default planners: one study per world model or row set). A point is reused
 while its settings and weights are unchanged: from the local points file, or from the committed
-JSON, so a fresh clone that retrains the same run resumes there.
+JSON, so a fresh clone that retrains the same run resumes there. With --chunk N a point is played
+N episodes at a time and every finished chunk is kept, so even an hours-long simulator point
+survives a killed session.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from omegaconf import OmegaConf
 
 from benchmarks.common import StudyParser, name_list, positive, write_timing_result
 from benchmarks.planners_report import (
@@ -39,9 +43,9 @@ from planners.config import PLANNER_NAMES
 from worldmodel.common.atomic import write_json_atomic
 from worldmodel.common.errors import UserError
 from worldmodel.common.threads import use_threads
-from worldmodel.config.schema import Config, load_config, to_yaml
+from worldmodel.config.schema import Config, load_config
 from worldmodel.evaluation.demo import say
-from worldmodel.evaluation.evaluate import evaluate
+from worldmodel.evaluation.evaluate import evaluate, wilson_interval
 from worldmodel.evaluation.rows import SIMULATOR_ROWS, preset_world_model
 from worldmodel.models.world_model import is_ac_run
 
@@ -113,6 +117,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         type=task_list,
         help=f"comma-separated env ids (default jepa_wm/Reach-v0,{PUSH}; Push plans through sub-goals)",
     )
+    parser.add_argument(
+        "--chunk",
+        type=positive,
+        help="play each point N episodes at a time and keep every finished chunk, so a study killed "
+        "inside an hours-long point resumes at its next chunk (the same episodes; ms per action is "
+        "then measured at N episodes per batch, and the point records its chunk size)",
+    )
     parser.add_argument("--rows", type=name_list(ROWS), default=list(ROWS), help="simulator,learned")
     parser.add_argument(
         "--planners",
@@ -174,16 +185,92 @@ def point_config(base: Config, task: str, row: str, planner: str, point_budget: 
     return config
 
 
+# Config keys added after points were first stored, with the value that behaves as before they
+# existed: at that value they are left out of the fingerprint, so the stored points stay valid.
+NEUTRAL_KEYS = {("eval", "first_episode"): 0, ("readout", "transport_weight"): 0.0}
+
+
 def fingerprint(config: Config) -> str:
-    """What a stored point must match to be reused: the whole resolved config and the contents of the
-    weights it loads (contents, not dates: a fresh clone that retrains the same run reuses it)."""
-    digest = hashlib.sha256(to_yaml(config).encode())
+    """What a stored point must match to be reused: the whole resolved config (less `NEUTRAL_KEYS` at
+    their neutral values) and the contents of the weights it loads (contents, not dates or header
+    order: a fresh clone that retrains the same run reuses it)."""
+    settings = OmegaConf.to_container(OmegaConf.structured(config))
+    for (section, key), neutral in NEUTRAL_KEYS.items():
+        if settings[section][key] == neutral:
+            del settings[section][key]
+    digest = hashlib.sha256(OmegaConf.to_yaml(settings).encode())
     for name in (config.eval.world_model, config.eval.encoder):
         path = Path(name)
         for file in sorted(path.glob("*.safetensors")) if path.is_dir() else [path]:
             if file.is_file():
-                digest.update(file.name.encode() + hashlib.sha256(file.read_bytes()).digest())
+                digest.update(file.name.encode() + weights_digest(file))
     return digest.hexdigest()
+
+
+def weights_digest(path: Path) -> bytes:
+    """A weights file's contents: for safetensors its header with sorted keys and its data, since the
+    library writes the metadata in another order on every save (equal runs, other bytes)."""
+    data = path.read_bytes()
+    try:
+        size = int.from_bytes(data[:8], "little")
+        header = json.loads(data[8 : 8 + size])
+    except (ValueError, UnicodeDecodeError):
+        return hashlib.sha256(data).digest()  # not safetensors: its bytes
+    canonical = json.dumps(header, sort_keys=True).encode()
+    return hashlib.sha256(canonical + data[8 + size :]).digest()
+
+
+def point_settings(config: Config, chunk: int | None, whole: str | None = None) -> str:
+    """The point's `fingerprint` (`whole`, when already computed), tagged with the chunk size when it
+    is played in chunks. A complete point is reused either way (the same episodes, seeds and planner
+    generators; only the batch sizes differ); unfinished chunks resume only at the same size."""
+    whole = whole or fingerprint(config)
+    return hashlib.sha256(f"{whole} chunk {chunk}".encode()).hexdigest() if chunked(config, chunk) else whole
+
+
+def chunked(config: Config, chunk: int | None) -> bool:
+    return chunk is not None and chunk < config.eval.episodes
+
+
+def measure_in_chunks(
+    config: Config, chunk: int, chunks: dict[str, dict[str, Any]], save: Callable[[], None]
+) -> dict[str, Any]:
+    """The point played `chunk` episodes at a time (`eval.first_episode`: each episode keeps its seed
+    and planner generator); a finished chunk lands in `chunks` and is saved at once, and chunks
+    already there are skipped. Returns the point over all its episodes."""
+    total = config.eval.episodes
+    for first in range(0, total, chunk):
+        size = min(chunk, total - first)
+        tag = f"episodes {first}-{first + size - 1}"
+        if tag in chunks:
+            continue
+        part = copy.deepcopy(config)
+        part.eval.first_episode, part.eval.episodes = first, size
+        chunks[tag] = measure(part)
+        save()
+    return combined([chunks[tag] for tag in sorted(chunks, key=lambda t: int(t.split()[1].split("-")[0]))])
+
+
+def combined(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Chunks of one point as one: successes and episodes summed, distance and ms episode-weighted."""
+    n = sum(p["episodes"] for p in parts)
+    successes = round(sum(p["success_rate"] * p["episodes"] for p in parts))
+    distances = [p["mean_final_distance_cm"] for p in parts]
+    return {
+        "planner_label": parts[0]["planner_label"],
+        "episodes": n,
+        "success_rate": successes / n,
+        "ci95": list(wilson_interval(successes, n)),
+        "mean_final_distance_cm": None
+        if None in distances
+        else sum(d * p["episodes"] for d, p in zip(distances, parts, strict=True)) / n,
+        "ms_per_action": sum(p["ms_per_action"] * p["episodes"] for p in parts) / n,
+    }
+
+
+def complete(point: dict[str, Any]) -> bool:
+    """Measured to the end (or skipped), not a chunked point still in progress."""
+    return "success_rate" in point or "skipped" in point
 
 
 def measure(config: Config) -> dict[str, Any]:
@@ -217,12 +304,15 @@ def stored_points(points_file: Path, results_json: Path) -> dict[str, dict[str, 
 
 
 def still_valid(base: Config, point: dict[str, Any]) -> bool:
-    """A stored point outside this run's grid is kept if today's settings would reproduce it."""
+    """A stored, complete point outside this run's grid is kept if today's settings (with the chunk
+    size it was played in) would reproduce it."""
+    if not complete(point):
+        return False
     try:
         config = point_config(base, point["task"], point["row"], point["planner"], budget(point["budget"]))
     except (UserError, argparse.ArgumentTypeError):
         return False
-    return point.get("settings") == fingerprint(config)
+    return point.get("settings") == point_settings(config, point.get("chunk"))
 
 
 def run_points(
@@ -247,9 +337,21 @@ def run_points(
             done[key] = where | {"skipped": "needs a differentiable world model"}
             continue
         config = point_config(base, task, row, planner, point_budget)
-        settings = fingerprint(config)  # hashes the weights' bytes: once per point
-        reused = stored.get(key, {}).get("settings") == settings
-        if not reused:
+        whole = fingerprint(config)  # hashes the weights' bytes: once per point
+        entry = stored.get(key, {})
+        reused = complete(entry) and entry.get("settings") == point_settings(
+            config, entry.get("chunk"), whole
+        )
+        settings = point_settings(config, args.chunk, whole)
+        if not reused and chunked(config, args.chunk):  # resume at the next unfinished chunk
+            chunks = entry.get("chunks", {}) if entry.get("settings") == settings else {}
+            stored[key] = where | {"settings": settings, "chunk": args.chunk, "chunks": chunks}
+            result = measure_in_chunks(
+                config, args.chunk, chunks, lambda: write_json_atomic(points_file, stored)
+            )
+            stored[key] = where | result | {"settings": settings, "chunk": args.chunk, "chunks": chunks}
+            write_json_atomic(points_file, stored)
+        elif not reused:
             stored[key] = where | measure(config) | {"settings": settings}
             write_json_atomic(points_file, stored)
         done[key] = stored[key]

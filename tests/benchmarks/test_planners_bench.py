@@ -3,16 +3,27 @@ soonest-to-equal-official answer, then every point reused."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 
 import pytest
 
-from benchmarks.planners import base_config, fingerprint, parse, stored_points
+from benchmarks import planners
+from benchmarks.planners import (
+    NEUTRAL_KEYS,
+    base_config,
+    fingerprint,
+    parse,
+    run_points,
+    stored_points,
+    weights_digest,
+)
 from benchmarks.planners_report import END, START, Budget, markers, soonest, table, update_page
 from tests.worldmodel.training.tiny_runs import make_tiny_run
 from worldmodel.common.errors import UserError
-from worldmodel.config.schema import load_config
+from worldmodel.config.schema import load_config, to_yaml
+from worldmodel.evaluation.evaluate import wilson_interval
 
 PLANNERS, BUDGETS, ROWS = ("cem", "random"), ("2x1", "4x2"), ("simulator", "learned")
 
@@ -155,3 +166,75 @@ def test_a_points_file_that_is_not_one_is_one_line(tmp_path) -> None:
         bad.write_text(text)
         with pytest.raises(UserError, match=f"{bad}: not a `wm bench planners` points file"):
             stored_points(bad, tmp_path / "absent.json")
+
+
+def test_a_point_in_chunks_survives_a_kill_and_resumes_at_its_next_chunk(
+    tiny_root, tmp_path, monkeypatch
+) -> None:
+    argv = [
+        "--episodes", "3", "--chunk", "2", "--rows", "simulator", "--planners", "cem", "--budgets", "2x1",
+        "--official", "2x1", "--tasks", "jepa_wm/Reach-v0", "--results-dir", str(tmp_path), "--no-readme",
+        f"run.root={tiny_root}", "eval.budget=2",
+    ]  # fmt: skip
+    args = parse(argv)
+    base = base_config(args)
+    points_file = tmp_path / "points.json"
+    played: list[tuple[int, int]] = []
+    real_measure = planners.measure
+
+    def measure(config):
+        played.append((config.eval.first_episode, config.eval.episodes))
+        if len(played) == 2:
+            raise KeyboardInterrupt  # the session ends inside the point's second chunk
+        return real_measure(config)
+
+    monkeypatch.setattr(planners, "measure", measure)
+    with pytest.raises(KeyboardInterrupt):
+        run_points(base, args, points_file, lambda points: None)
+    [partial] = json.loads(points_file.read_text()).values()
+    assert list(partial["chunks"]) == ["episodes 0-1"] and "success_rate" not in partial
+
+    [point] = run_points(base, args, points_file, lambda points: None)
+    assert played == [(0, 2), (2, 1), (2, 1)]  # resumed at the unfinished chunk only
+    chunks = list(point["chunks"].values())
+    assert point["episodes"] == 3 and point["chunk"] == 2
+    assert point["success_rate"] * 3 == pytest.approx(sum(c["success_rate"] * c["episodes"] for c in chunks))
+    assert point["mean_final_distance_cm"] == pytest.approx(
+        sum(c["mean_final_distance_cm"] * c["episodes"] for c in chunks) / 3
+    )
+    assert point["ci95"] == pytest.approx(list(wilson_interval(round(point["success_rate"] * 3), 3)))
+
+    # Reused as it is, with or without --chunk (the same episodes; only the batches differed).
+    assert run_points(base, args, points_file, lambda points: None) == [point] and len(played) == 3
+    whole = parse(argv[:2] + argv[4:])
+    assert whole.chunk is None
+    assert run_points(base_config(whole), whole, points_file, lambda points: None) == [point]
+    assert len(played) == 3
+
+
+def test_config_keys_added_later_leave_stored_points_valid_at_their_neutral_value(tmp_path) -> None:
+    config = load_config(["preset=tiny", f"eval.world_model={tmp_path}", f"eval.encoder={tmp_path}"])
+    names = tuple(f"{key}:" for _, key in NEUTRAL_KEYS)
+    before_the_keys = "".join(
+        line for line in to_yaml(config).splitlines(keepends=True) if not line.strip().startswith(names)
+    )
+    assert fingerprint(config) == hashlib.sha256(before_the_keys.encode()).hexdigest()
+    config.eval.first_episode = 3
+    assert fingerprint(config) != hashlib.sha256(before_the_keys.encode()).hexdigest()
+
+
+def test_equal_weights_saved_with_their_header_in_another_order_are_the_same_weights(tmp_path) -> None:
+    """safetensors writes the metadata in another order on every save: a retrained run with equal
+    tensors must still reuse its points."""
+
+    def save(path, header: dict, data: bytes) -> None:
+        raw = json.dumps(header).encode()
+        path.write_bytes(len(raw).to_bytes(8, "little") + raw + data)
+
+    tensor = {"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}
+    one, other, changed = tmp_path / "a.safetensors", tmp_path / "b.safetensors", tmp_path / "c.safetensors"
+    save(one, {"__metadata__": {"format": "x", "config": "y"}, **tensor}, b"\x00\x00\x80\x3f")
+    save(other, {**tensor, "__metadata__": {"config": "y", "format": "x"}}, b"\x00\x00\x80\x3f")
+    save(changed, {"__metadata__": {"format": "x", "config": "y"}, **tensor}, b"\x00\x00\x00\x40")
+    assert one.read_bytes() != other.read_bytes()
+    assert weights_digest(one) == weights_digest(other) != weights_digest(changed)

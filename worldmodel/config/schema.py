@@ -134,6 +134,10 @@ class EvalConfig:
     # Episodes of the diagnostic rows (oracle, simulator: they simulate every candidate on the
     # CPU); 0 = eval.episodes, as for every other row.
     diagnostic_episodes: int = 0
+    # Index of the first episode played: episode i of the split plays seed 1_000_000 + 1000 run.seed
+    # + i and its planner draws from generator plan.seed + i, so episodes 5-9 played alone
+    # (first_episode=5 episodes=5) are those of a 10-episode run (`wm bench planners --chunk`).
+    first_episode: int = 0
     # Env ids whose episodes plan towards the task's sub-goal images in turn, each for an equal
     # share of the budget, the goal image last (envs/tasks.py `subgoals`): PickPlace = open hand
     # above the cube, hand closed on it, goal (as V-JEPA 2-AC does for pick-and-place); Push =
@@ -152,6 +156,7 @@ class EvalConfig:
         _check(self.sim_samples >= 1, "eval.sim_samples", "an integer >= 1", self.sim_samples)
         _check(self.sim_iterations >= 1, "eval.sim_iterations", "an integer >= 1", self.sim_iterations)
         _check(self.sim_output in ("mean", "best"), "eval.sim_output", "mean | best", self.sim_output)
+        _check(self.first_episode >= 0, "eval.first_episode", "an integer >= 0", self.first_episode)
         _check(
             self.diagnostic_episodes >= 0,
             "eval.diagnostic_episodes",

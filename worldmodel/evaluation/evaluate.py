@@ -108,7 +108,8 @@ def evaluate_row(
     planner = build_planner(config, probe_env, row)
     wm = build_world_model(row, env_id, env_kwargs, config, probe_env.action_space)
     episodes = row_episodes(ev, row)
-    seeds = [1_000_000 + config.run.seed * 1000 + i for i in range(episodes)]
+    first = 1_000_000 + config.run.seed * 1000 + ev.first_episode
+    seeds = [first + i for i in range(episodes)]
     task = report.task(
         f"{env_id} row={row}",
         episodes * ev.budget,

@@ -99,21 +99,23 @@ def named_action_bounds(box: gym.spaces.Box, names: Sequence[str] | None, fix_ro
 
 def build_planner(config: Config, env: gym.Env, row: str) -> PlannerBase:
     """The row's planner: `plan.*`, with the `eval.sim_*` budget and output on the simulator rows;
-    `random` plans one uniform random action, `shooting` is random shooting at the `plan.*` budget."""
-    plan = config.plan
+    `random` plans one uniform random action, `shooting` is random shooting at the `plan.*` budget.
+    Episode e of the batch draws from generator plan.seed + eval.first_episode + e."""
+    plan, ev = config.plan, config.eval
     bounds = action_bounds(env, plan.fix_rotation)
+    seed = plan.seed + ev.first_episode
     if row == "random":
         return make_planner(
-            plan, bounds=bounds, planner="random", horizon=1, execute=1, samples=1, iterations=1
+            plan, bounds=bounds, planner="random", horizon=1, execute=1, samples=1, iterations=1, seed=seed
         )
     if row == "shooting":
-        return make_planner(plan, bounds=bounds, planner="random")
+        return make_planner(plan, bounds=bounds, planner="random", seed=seed)
     if row in SIMULATOR_ROWS:
-        ev = config.eval
         return make_planner(
-            plan, bounds=bounds, samples=ev.sim_samples, iterations=ev.sim_iterations, output=ev.sim_output
-        )
-    return make_planner(plan, bounds=bounds)
+            plan, bounds=bounds, samples=ev.sim_samples, iterations=ev.sim_iterations, output=ev.sim_output,
+            seed=seed,
+        )  # fmt: skip
+    return make_planner(plan, bounds=bounds, seed=seed)
 
 
 class NoWorldModel:

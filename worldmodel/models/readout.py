@@ -5,8 +5,9 @@ Average-pooling the token grid to the few tokens a CPU can plan with loses *wher
 returns the expected (x, y), so a frame becomes one token of 2K coordinates in [-1, 1]. The
 modules and their files live here; fitting them by inverse dynamics (`InverseDynamics` recovers
 the actions between two frames from their keypoints), optionally beside forward prediction
-(`LatentDynamics`: the pooled tokens of frame t+k from frame t's keypoints and the actions), is
-worldmodel/training/readout_fit.py.
+(`LatentDynamics`: the pooled tokens of frame t+k from frame t's keypoints and the actions) or
+transport (`TokenTransport`: frame t+k's tokens rebuilt from frame t's, changed only under the
+keypoints), is worldmodel/training/readout_fit.py.
 """
 
 from __future__ import annotations
@@ -48,6 +49,12 @@ class ReadoutConfig:
     # 0 = inverse dynamics only (the readout is then exactly what it was before this option).
     forward_weight: float = 0.0
     forward_grid: int = 4  # the forward terms predict the token grid pooled to this many a side
+    # Weight of the transport term (Transporter-style, on the frozen tokens): frame t+k's token grid
+    # is rebuilt from frame t's, with frame t+k's own tokens pasted only under the two frames'
+    # keypoint heatmaps. Whatever moved and no keypoint covers cannot be rebuilt, so keypoints must go to
+    # everything that moves (the cube when pushed), and appearance comes from the tokens, not from
+    # the 2K coordinates. 0 = off.
+    transport_weight: float = 0.0
 
     def validate(self) -> None:
         require(self.kind in READOUT_KINDS, "readout.kind", " | ".join(READOUT_KINDS), self.kind)
@@ -56,6 +63,9 @@ class ReadoutConfig:
             require(value >= 1, f"readout.{key}", "an integer >= 1", value)
         require(self.lr > 0, "readout.lr", "a number > 0", self.lr)
         require(self.forward_weight >= 0, "readout.forward_weight", "a number >= 0", self.forward_weight)
+        require(
+            self.transport_weight >= 0, "readout.transport_weight", "a number >= 0", self.transport_weight
+        )
 
 
 class KeypointReadout(nn.Module):
@@ -126,6 +136,43 @@ class LatentDynamics(nn.Module):
     def forward(self, k0: Tensor, actions: Tensor, skip: Tensor) -> Tensor:
         out = self.net(torch.cat([k0, actions, skip[:, None]], dim=-1))
         return out.view(len(k0), self.tokens, self.embed_dim)
+
+
+class TokenTransport(nn.Module):
+    """Rebuild frame t+k's tokens from frame t's, changed only under the keypoints (Kulkarni et al.
+    2019, "Transporter", on frozen tokens instead of learned features). Each head's spatial softmax is
+    its footprint: frame t's tokens are kept outside both frames' footprints, frame t+k's own pasted
+    inside its footprint, and a 3 x 3 convolution inpaints what was uncovered. A head that spreads
+    covers no cell well, so heads must sit on whatever changes, the cube included. Tokens are first
+    cut to `width` dims by a fixed random projection (distances roughly kept, far less work).
+    Fitting only: not saved with the readout."""
+
+    def __init__(self, embed_dim: int, grid: int, width: int = 32) -> None:
+        super().__init__()
+        self.grid = grid
+        generator = torch.Generator().manual_seed(0)
+        projection = torch.randn(embed_dim, width, generator=generator) / width**0.5
+        self.register_buffer("projection", projection, persistent=False)
+        self.refine = nn.Sequential(
+            nn.Conv2d(width + 1, width, 3, padding=1), nn.GELU(), nn.Conv2d(width, width, 3, padding=1)
+        )  # fmt: skip
+
+    def project(self, tokens: Tensor) -> Tensor:
+        return tokens.float() @ self.projection
+
+    @staticmethod
+    def footprint(heatmaps: Tensor) -> Tensor:
+        """Heatmaps `[B, N, K]` (each sums to 1 over the grid) -> their union, `[B, N, 1]` in [0, 1]."""
+        return 1 - (1 - heatmaps).prod(dim=-1, keepdim=True)
+
+    def forward(self, tokens0: Tensor, tokens1: Tensor, heat0: Tensor, heat1: Tensor) -> Tensor:
+        """Projected tokens `[B, N, W]` of frames t and t+k and their heatmaps `[B, N, K]` -> frame
+        t+k's projected tokens, rebuilt."""
+        m0, m1 = self.footprint(heat0), self.footprint(heat1)
+        kept = (1 - m0) * (1 - m1)
+        moved = kept * tokens0 + m1 * tokens1
+        grid = torch.cat([moved, kept], dim=-1).transpose(1, 2).reshape(len(moved), -1, self.grid, self.grid)
+        return moved + self.refine(grid).flatten(2).transpose(1, 2)
 
 
 @torch.no_grad()

@@ -9,7 +9,10 @@ Inverse dynamics rewards only what the actions move directly: the hand, hardly t
 With `readout.forward_weight` > 0 an MLP must also predict, from frame t's keypoints alone, frame
 t+k's token grid pooled to `readout.forward_grid` a side given the summed actions, and frame t's
 own: whatever of the scene the future and the present depend on (the cube, pushed or at rest) must
-be in the keypoints. Only logged data: the cached tokens and the actions.
+be in the keypoints. With `readout.transport_weight` > 0, frame t+k's tokens must be rebuilt from
+frame t's with changes allowed only under the two frames' keypoints (`TokenTransport`): every part
+of the scene that moves needs a keypoint, the cube included, while its appearance stays in the
+tokens. Only logged data: the cached tokens and the actions.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from worldmodel.models.readout import (
     KeypointReadout,
     LatentDynamics,
     ReadoutConfig,
+    TokenTransport,
     load_readout,
     save_readout,
 )
@@ -90,6 +94,16 @@ def forward_loss(
     return (predicted_ahead - ahead).pow(2).mean() + (predicted_now - now).pow(2).mean()
 
 
+def transport_loss(
+    transport: TokenTransport, readout: KeypointReadout, tokens0: Tensor, tokens1: Tensor
+) -> Tensor:
+    """MSE of frame t+k's rebuilt (projected) tokens over the MSE of copying frame t's: 1 = no better
+    than copying, whatever the encoder's scale; pairs where nothing changed weigh little."""
+    p0, p1 = transport.project(tokens0), transport.project(tokens1)
+    rebuilt = transport(p0, p1, readout.heatmaps(tokens0), readout.heatmaps(tokens1))
+    return (rebuilt - p1).pow(2).mean() / (p1 - p0).pow(2).mean().clamp_min(1e-8)
+
+
 def train_readout(
     episodes: Sequence[tuple[np.ndarray, np.ndarray]],
     grid: int,
@@ -130,6 +144,10 @@ def train_readout(
         target_mean, target_rms = pooled_statistics(tokens, grid, out_grid)
         dynamics = LatentDynamics(readout.latent_dim, action_dim, out_grid**2, tokens.shape[-1]).to(device)
         parameters += dynamics.parameters()
+    transport = None
+    if cfg.transport_weight > 0:
+        transport = TokenTransport(tokens.shape[-1], grid).to(device)
+        parameters += transport.parameters()
     every = SYNC_EVERY_CUDA if device.type == "cuda" else 1
     optimizer = torch.optim.AdamW(parameters, lr=cfg.lr, weight_decay=1e-4)
     with ProgressReport("train", progress) as report:
@@ -152,6 +170,8 @@ def train_readout(
                 loss = loss + cfg.forward_weight * forward_loss(
                     dynamics, k0, now, ahead, summed, scale, fraction
                 )
+            if transport is not None:
+                loss = loss + cfg.transport_weight * transport_loss(transport, readout, tokens0, tokens1)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
