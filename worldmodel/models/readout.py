@@ -92,8 +92,12 @@ class KeypointReadout(nn.Module):
             raise ValueError(
                 f"KeypointReadout: expected {self.grid}x{self.grid} tokens, got {tokens.shape[-2]}"
             )
-        xy = torch.einsum("bnk,nc->bkc", self.heatmaps(tokens), self.coords)  # [B, K, 2]
-        return xy.flatten(1).unsqueeze(1)  # [B, 1, 2K]
+        return self.locate(self.heatmaps(tokens))
+
+    def locate(self, heatmaps: Tensor) -> Tensor:
+        """Heatmaps `[B, N, K]` -> the latent token of their expected (x, y), `[B, 1, 2K]`."""
+        xy = torch.einsum("bnk,nc->bkc", heatmaps, self.coords)  # [B, K, 2]
+        return xy.flatten(1).unsqueeze(1)
 
     def config_dict(self) -> dict[str, int]:
         return {

@@ -95,12 +95,12 @@ def forward_loss(
 
 
 def transport_loss(
-    transport: TokenTransport, readout: KeypointReadout, tokens0: Tensor, tokens1: Tensor
+    transport: TokenTransport, tokens0: Tensor, tokens1: Tensor, heat0: Tensor, heat1: Tensor
 ) -> Tensor:
     """MSE of frame t+k's rebuilt (projected) tokens over the MSE of copying frame t's: 1 = no better
     than copying, whatever the encoder's scale; pairs where nothing changed weigh little."""
     p0, p1 = transport.project(tokens0), transport.project(tokens1)
-    rebuilt = transport(p0, p1, readout.heatmaps(tokens0), readout.heatmaps(tokens1))
+    rebuilt = transport(p0, p1, heat0, heat1)
     return (rebuilt - p1).pow(2).mean() / (p1 - p0).pow(2).mean().clamp_min(1e-8)
 
 
@@ -160,7 +160,8 @@ def train_readout(
             start = offsets[e] + (draw * (lengths[e] - skip + 1)).long()
             summed = cumulative[start + skip] - cumulative[start]
             tokens0, tokens1 = tokens[start].float(), tokens[start + skip].float()
-            k0, k1 = readout(tokens0)[:, 0], readout(tokens1)[:, 0]
+            heat0, heat1 = readout.heatmaps(tokens0), readout.heatmaps(tokens1)
+            k0, k1 = readout.locate(heat0)[:, 0], readout.locate(heat1)[:, 0]
             loss = inverse_dynamics_loss(idm, k0, k1, summed, scale, skip)
             if dynamics is not None:
                 now, ahead = (
@@ -171,7 +172,7 @@ def train_readout(
                     dynamics, k0, now, ahead, summed, scale, fraction
                 )
             if transport is not None:
-                loss = loss + cfg.transport_weight * transport_loss(transport, readout, tokens0, tokens1)
+                loss = loss + cfg.transport_weight * transport_loss(transport, tokens0, tokens1, heat0, heat1)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
