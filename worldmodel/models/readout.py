@@ -147,10 +147,10 @@ class TokenTransport(nn.Module):
     2019, "Transporter", on frozen tokens instead of learned features). Each head's spatial softmax is
     its footprint: frame t's tokens are kept outside both frames' footprints, frame t+k's own pasted
     inside its footprint, and a 3 x 3 convolution inpaints what was uncovered. A head that spreads
-    covers no cell fully, so heads should sit on whatever changes, the cube included (on our tokens
-    they stay on the arm, and a spread head's thin paste may leak: benchmarks/experiments.md §41).
-    Tokens are first cut to `width` dims by a fixed random projection (distances roughly kept, far
-    less work). Fitting only: not saved with the readout."""
+    covers no cell fully, so heads should sit on whatever changes, the cube included (on a synthetic
+    grid they do; on our tokens they stay on the arm: benchmarks/experiments.md §41). Tokens are
+    first cut to `width` dims by a fixed random projection (distances roughly kept, far less work).
+    Fitting only: not saved with the readout."""
 
     def __init__(self, embed_dim: int, grid: int, width: int = 32) -> None:
         super().__init__()
