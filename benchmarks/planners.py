@@ -208,8 +208,8 @@ def fingerprint(config: Config) -> str:
 
 
 def weights_digest(path: Path) -> bytes:
-    """A weights file's contents: for safetensors its header with sorted keys and its data, since the
-    library writes the metadata in another order on every save (equal runs, other bytes)."""
+    """A weights file's contents: for safetensors its header with sorted keys and its data. Our saves
+    sort the header already; files written elsewhere (or before) may order the metadata anew."""
     data = path.read_bytes()
     try:
         size = int.from_bytes(data[:8], "little")

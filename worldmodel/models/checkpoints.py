@@ -29,6 +29,7 @@ from worldmodel.common.errors import UserError
 from worldmodel.models.vit import _PRESETS, VisionTransformer, ViTConfig
 
 STRIP_PREFIXES = ("module.", "backbone.", "_orig_mod.")
+STRIPPED_PREFIXES = re.compile("^(?:" + "|".join(map(re.escape, STRIP_PREFIXES)) + ")+")
 IGNORED_KEYS = ("pos_embed",)  # official RoPE checkpoints still carry an unused sin-cos pos_embed
 CONFIG_META_KEY = "encoder_config"  # same key as encoder_metadata below
 
@@ -93,10 +94,21 @@ def save_safetensors(
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         save_file(tensors, str(tmp), metadata=metadata)
+        _sort_header(tmp)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def _sort_header(path: Path) -> None:
+    """Sort a saved header's keys in place (safetensors orders metadata anew on every save)."""
+    with open(path, "r+b") as f:
+        size = int.from_bytes(f.read(8), "little")
+        raw = json.dumps(json.loads(f.read(size)), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        if len(raw.encode()) <= size:  # always, for the compact JSON safetensors writes
+            f.seek(8)
+            f.write(raw.encode().ljust(size))
 
 
 def load_safetensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -191,13 +203,7 @@ def torch_load_checked(path: Path) -> object:
 
 def strip_key(key: str) -> str:
     """A key without its leading `module.` / `backbone.` / `_orig_mod.` (DDP, multi-mask, compile)."""
-    changed = True
-    while changed:
-        changed = False
-        for prefix in STRIP_PREFIXES:
-            if key.startswith(prefix):
-                key, changed = key[len(prefix) :], True
-    return key
+    return STRIPPED_PREFIXES.sub("", key)
 
 
 def strip_prefixes(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -145,3 +145,14 @@ def test_save_safetensors_accepts_a_module(tmp_path: Path) -> None:
     state, meta = load_safetensors(tmp_path / "m.safetensors")
     assert meta == {"k": "v"} and set(state) == set(enc.state_dict())
     torch.testing.assert_close(state["norm.weight"], enc.norm.weight.detach())
+
+
+def test_equal_weights_and_metadata_save_to_equal_bytes(tmp_path) -> None:
+    """safetensors writes the metadata keys in another order on every save; ours are sorted, so a
+    retrained run with equal weights has equal files (and reuses its stored benchmark points)."""
+    metadata = {f"key{i}": f'value {i} \u00e9 "quoted"' for i in range(8)}
+    state = {"b": torch.arange(3.0), "a": torch.ones(2, 2)}
+    files = [save_safetensors(state, tmp_path / f"w{i}.safetensors", metadata) for i in range(5)]
+    assert len({f.read_bytes() for f in files}) == 1
+    again, read_metadata = load_safetensors(files[0])
+    assert read_metadata == metadata and all(torch.equal(again[k], state[k]) for k in state)
