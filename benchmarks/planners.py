@@ -10,8 +10,8 @@ table) to benchmarks/results/<name>.json, <name>.png and the table between the <
 docs/results.md (--name, default planners: one study per world model or row set). A point is reused
 while its settings and weights are unchanged: from the local points file, or from the committed
 JSON, so a fresh clone that retrains the same run resumes there. With --chunk N a point is played
-N episodes at a time and every finished chunk is kept, so even an hours-long simulator point
-survives a killed session.
+N episodes at a time and every finished chunk is published too (the JSON's `unfinished`), so an
+hours-long simulator point survives a killed session and adds up over fresh clones.
 """
 
 from __future__ import annotations
@@ -47,7 +47,8 @@ from worldmodel.config.schema import Config, load_config
 from worldmodel.evaluation.demo import say
 from worldmodel.evaluation.evaluate import evaluate, wilson_interval
 from worldmodel.evaluation.rows import SIMULATOR_ROWS, preset_world_model
-from worldmodel.models.world_model import is_ac_run
+from worldmodel.models.checkpoints import safetensors_metadata
+from worldmodel.models.world_model import PREDICTOR_FILE, is_ac_run
 
 ROWS = ("simulator", "learned")
 OFFICIAL_BUDGET = "256x5"
@@ -190,21 +191,43 @@ def point_config(base: Config, task: str, row: str, planner: str, point_budget: 
 NEUTRAL_KEYS = {("eval", "first_episode"): 0, ("readout", "transport_weight"): 0.0}
 
 
+# What a simulator point does not use: it plans with true dynamics, so the predictor and the sections
+# that shape only the predictor stay out of its fingerprint (it hashes the encoder and readout
+# instead), and an hours-long simulator point stays valid while the predictor is retrained.
+PREDICTOR_ONLY_SECTIONS = ("ac", "train")
+
+
 def fingerprint(config: Config) -> str:
-    """What a stored point must match to be reused: the whole resolved config (less `NEUTRAL_KEYS` at
-    their neutral values) and the contents of the weights it loads (contents, not dates or header
-    order: a fresh clone that retrains the same run reuses it)."""
+    """What a stored point must match to be reused: the resolved config (less `NEUTRAL_KEYS` at
+    their neutral values, and on the simulator row less `PREDICTOR_ONLY_SECTIONS`) and the contents
+    of the weights the point loads (contents, not dates or header order: a fresh clone that retrains
+    the same run reuses it)."""
+    simulator = config.eval.rows == ["simulator"]
     settings = OmegaConf.to_container(OmegaConf.structured(config))
     for (section, key), neutral in NEUTRAL_KEYS.items():
         if settings[section][key] == neutral:
             del settings[section][key]
+    for section in PREDICTOR_ONLY_SECTIONS if simulator else ():
+        del settings[section]
     digest = hashlib.sha256(OmegaConf.to_yaml(settings).encode())
+    for file in weight_files(config, simulator):
+        digest.update(file.name.encode() + weights_digest(file))
+    return digest.hexdigest()
+
+
+def weight_files(config: Config, simulator: bool) -> list[Path]:
+    """The weights files of the point's runs; for the simulator row the encoder the predictor names
+    (the encoder and readout are all it loads) in place of the predictor."""
+    files: list[Path] = []
     for name in (config.eval.world_model, config.eval.encoder):
         path = Path(name)
-        for file in sorted(path.glob("*.safetensors")) if path.is_dir() else [path]:
-            if file.is_file():
-                digest.update(file.name.encode() + weights_digest(file))
-    return digest.hexdigest()
+        files += sorted(path.glob("*.safetensors")) if path.is_dir() else [path]
+    if simulator:
+        for predictor in [f for f in files if f.name == PREDICTOR_FILE and f.is_file()]:
+            encoder = Path(safetensors_metadata(predictor).get("encoder", ""))
+            files += sorted(encoder.glob("*.safetensors")) if encoder.is_dir() else [encoder]
+        files = [f for f in files if f.name != PREDICTOR_FILE]
+    return [f for f in dict.fromkeys(files) if f.is_file()]
 
 
 def weights_digest(path: Path) -> bytes:
@@ -286,10 +309,15 @@ def measure(config: Config) -> dict[str, Any]:
 
 
 def stored_points(points_file: Path, results_json: Path) -> dict[str, dict[str, Any]]:
-    """Points measured before, by key: the results JSON's (committed, so a fresh clone keeps them)
-    and the local points file's (a killed study's), the latter winning."""
+    """Points measured before, by key: the results JSON's (committed, so a fresh clone keeps them,
+    unfinished chunked points included) and the local points file's (a killed study's), the latter
+    winning."""
     stored: dict[str, dict[str, Any]] = {}
-    for path, read in ((results_json, lambda d: d["figures"]["points"]), (points_file, dict.values)):
+
+    def published(document: dict[str, Any]) -> list[dict[str, Any]]:
+        return [*document["figures"].get("unfinished", []), *document["figures"]["points"]]
+
+    for path, read in ((results_json, published), (points_file, dict.values)):
         if not path.is_file():
             continue
         try:
@@ -316,11 +344,15 @@ def still_valid(base: Config, point: dict[str, Any]) -> bool:
 
 
 def run_points(
-    base: Config, args: argparse.Namespace, points_file: Path, publish: Callable[[list[dict]], None]
+    base: Config,
+    args: argparse.Namespace,
+    points_file: Path,
+    publish: Callable[[list[dict], list[dict]], None],
 ) -> list[dict[str, Any]]:
     """Every (task, row, planner, budget) point, reusing stored points of equal settings; cheapest
     budget first across tasks and planners, and `publish` after each new point, so a study stopped
-    after any point has a usable table and resumes (even from a fresh clone) where it stopped.
+    after any point has a usable table and resumes (even from a fresh clone) where it stopped; in
+    chunks, after each chunk, with the unfinished point as `publish`'s second argument.
     Stored points of other rows, planners or budgets with today's settings are kept in the result."""
     stored = stored_points(points_file, args.results_dir / f"{args.name}.json")
     grid = sorted(
@@ -346,9 +378,12 @@ def run_points(
         if not reused and chunked(config, args.chunk):  # resume at the next unfinished chunk
             chunks = entry.get("chunks", {}) if entry.get("settings") == settings else {}
             stored[key] = where | {"settings": settings, "chunk": args.chunk, "chunks": chunks}
-            result = measure_in_chunks(
-                config, args.chunk, chunks, lambda: write_json_atomic(points_file, stored)
-            )
+
+            def save(key: str = key) -> None:
+                write_json_atomic(points_file, stored)
+                publish(in_order([*done.values(), *kept.values()], args), [stored[key]])
+
+            result = measure_in_chunks(config, args.chunk, chunks, save)
             stored[key] = where | result | {"settings": settings, "chunk": args.chunk, "chunks": chunks}
             write_json_atomic(points_file, stored)
         elif not reused:
@@ -361,7 +396,7 @@ def run_points(
             + (" (reused)" if reused else "")
         )
         if not reused:
-            publish(in_order([*done.values(), *kept.values()], args))
+            publish(in_order([*done.values(), *kept.values()], args), [])
     return in_order([*done.values(), *kept.values()], args)
 
 
@@ -387,7 +422,9 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, Any]]:
         f"[planners] points file {points_file}; points of the same settings in it or in "
         f"{args.results_dir / args.name}.json are reused"
     )
-    points = run_points(base, args, points_file, lambda points: publish(points, base, args))
+    points = run_points(
+        base, args, points_file, lambda points, unfinished: publish(points, base, args, unfinished)
+    )
     answers, markdown = publish(points, base, args)
     for panel in dict.fromkeys(f"{p['task'].split('/')[-1]} {p['row']}" for p in points):
         if panel not in answers:
@@ -406,12 +443,17 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, Any]]:
 
 
 def publish(
-    points: list[dict[str, Any]], base: Config, args: argparse.Namespace
+    points: list[dict[str, Any]],
+    base: Config,
+    args: argparse.Namespace,
+    unfinished: list[dict[str, Any]] | None = None,
 ) -> tuple[dict[str, dict[str, Any]], str]:
-    """The results JSON (points with their settings, so later runs reuse them), plot and table."""
+    """The results JSON (points with their settings, so later runs reuse them; a point still in
+    chunks under `unfinished`, so a fresh clone resumes it), plot and table."""
     answers = soonest(points, args.official)
     markdown = table(points, answers)
-    png = plot(points, args.official, args.results_dir / f"{args.name}.png")
+    # No plot before the first point lands (only an unfinished chunk to publish).
+    png = plot(points, args.official, args.results_dir / f"{args.name}.png") if points else None
     config = {
         "preset": base.preset,
         "world_model": base.eval.world_model,
@@ -428,9 +470,10 @@ def publish(
         "seed": base.run.seed,
         "threads": base.run.num_threads,
         "overrides": args.overrides,
-        "plot": str(png),
+        "plot": str(png) if png else None,
     }
-    write_timing_result(args.name, config, {"points": points, "soonest": answers}, args.results_dir)
+    figures = {"points": points, "soonest": answers} | ({"unfinished": unfinished} if unfinished else {})
+    write_timing_result(args.name, config, figures, args.results_dir)
     if not args.no_readme:
         update_page(markdown, args.name)
     return answers, markdown

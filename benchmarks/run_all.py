@@ -24,6 +24,7 @@ from benchmarks import (
     gpu_stages,
     latent_screen,
     official_sizes,
+    plan_agreement,
     planner_speed,
     planners,
     pretrain_compare,
@@ -56,6 +57,8 @@ STUDIES: dict[str, Main] = {
     "planners": planners.main,
     "gpu_demo": gpu_demo.main,  # reads a `benchmarks/gpu_check.sh full` run's files
     "latent_screen": latent_screen.main,  # ~10 min: which latent sees the cube (offline)
+    # ~5 min: does the learned predictor pick the plans true dynamics would (no MPC loop)?
+    "plan_agreement": plan_agreement.main,
     "official_sizes": official_sizes.main,  # released V-JEPA 2 / 2-AC sizes on this CPU: ~5 min
     "byo_metaworld": byo_metaworld.main,  # Meta-World reach end to end (needs metaworld): ~15 min
     "small_targets": small_targets.main,  # the small preset's trained run against its targets: ~15 min

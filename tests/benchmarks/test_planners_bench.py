@@ -8,6 +8,7 @@ import json
 import os
 
 import pytest
+import torch
 
 from benchmarks import planners
 from benchmarks.planners import (
@@ -24,6 +25,7 @@ from tests.worldmodel.training.tiny_runs import make_tiny_run
 from worldmodel.common.errors import UserError
 from worldmodel.config.schema import load_config, to_yaml
 from worldmodel.evaluation.evaluate import wilson_interval
+from worldmodel.models.checkpoints import save_safetensors
 
 PLANNERS, BUDGETS, ROWS = ("cem", "random"), ("2x1", "4x2"), ("simulator", "learned")
 
@@ -188,14 +190,21 @@ def test_a_point_in_chunks_survives_a_kill_and_resumes_at_its_next_chunk(
             raise KeyboardInterrupt  # the session ends inside the point's second chunk
         return real_measure(config)
 
+    def publish(points, unfinished):
+        planners.publish(points, base, args, unfinished)
+
     monkeypatch.setattr(planners, "measure", measure)
     with pytest.raises(KeyboardInterrupt):
-        run_points(base, args, points_file, lambda points: None)
+        run_points(base, args, points_file, publish)
     [partial] = json.loads(points_file.read_text()).values()
     assert list(partial["chunks"]) == ["episodes 0-1"] and "success_rate" not in partial
+    published = json.loads((tmp_path / "planners.json").read_text())["figures"]
+    assert published["unfinished"] == [partial] and published["points"] == []
 
-    [point] = run_points(base, args, points_file, lambda points: None)
+    points_file.unlink()  # a fresh clone: only the committed results JSON is left
+    [point] = run_points(base, args, points_file, publish)
     assert played == [(0, 2), (2, 1), (2, 1)]  # resumed at the unfinished chunk only
+    assert "unfinished" not in json.loads((tmp_path / "planners.json").read_text())["figures"]
     chunks = list(point["chunks"].values())
     assert point["episodes"] == 3 and point["chunk"] == 2
     assert point["success_rate"] * 3 == pytest.approx(sum(c["success_rate"] * c["episodes"] for c in chunks))
@@ -205,10 +214,12 @@ def test_a_point_in_chunks_survives_a_kill_and_resumes_at_its_next_chunk(
     assert point["ci95"] == pytest.approx(list(wilson_interval(round(point["success_rate"] * 3), 3)))
 
     # Reused as it is, with or without --chunk (the same episodes; only the batches differed).
-    assert run_points(base, args, points_file, lambda points: None) == [point] and len(played) == 3
+    assert (
+        run_points(base, args, points_file, lambda points, unfinished: None) == [point] and len(played) == 3
+    )
     whole = parse(argv[:2] + argv[4:])
     assert whole.chunk is None
-    assert run_points(base_config(whole), whole, points_file, lambda points: None) == [point]
+    assert run_points(base_config(whole), whole, points_file, lambda points, unfinished: None) == [point]
     assert len(played) == 3
 
 
@@ -238,3 +249,33 @@ def test_equal_weights_saved_with_their_header_in_another_order_are_the_same_wei
     save(changed, {"__metadata__": {"format": "x", "config": "y"}, **tensor}, b"\x00\x00\x00\x40")
     assert one.read_bytes() != other.read_bytes()
     assert weights_digest(one) == weights_digest(other) != weights_digest(changed)
+
+
+def test_a_simulator_point_outlives_a_retrained_predictor_but_not_a_new_encoder_or_readout(tmp_path) -> None:
+    """The simulator row plans with true dynamics through the encoder and readout only: retraining
+    the predictor (other weights, other `train.*`) keeps its points; the learned row's are void."""
+    encoder, run = tmp_path / "pretrain", tmp_path / "ac"
+    encoder.mkdir(), run.mkdir()
+    save_safetensors({"w": torch.zeros(2)}, encoder / "encoder.safetensors")
+    save_safetensors({"w": torch.zeros(2)}, run / "readout.safetensors")
+
+    def train_predictor(value: float) -> None:
+        metadata = {"encoder": str(encoder / "encoder.safetensors")}
+        save_safetensors({"w": torch.full((2,), value)}, run / "predictor.safetensors", metadata)
+
+    def prints(row: str, *overrides: str) -> str:
+        config = load_config(["preset=tiny", f"eval.world_model={run}", f"eval.encoder={run}", *overrides])
+        config.eval.rows = [row]
+        return fingerprint(config)
+
+    train_predictor(0.0)
+    before = {row: prints(row) for row in ("simulator", "learned")}
+    train_predictor(1.0)
+    assert prints("simulator", "train.max_steps=9999") == before["simulator"]
+    assert prints("learned") != before["learned"]
+    assert prints("simulator", "readout.steps=7") != before["simulator"]  # the readout's own settings
+    save_safetensors({"w": torch.ones(2)}, encoder / "encoder.safetensors")
+    assert prints("simulator") != before["simulator"]
+    train_predictor(0.0)
+    save_safetensors({"w": torch.ones(2)}, run / "readout.safetensors")
+    assert prints("simulator") != before["simulator"]
