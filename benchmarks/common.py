@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +24,7 @@ def machine_info() -> dict[str, Any]:
         "python": platform.python_version(),
         "cpu_count": os.cpu_count(),
         "processor": platform.processor() or platform.machine(),
+        **cpu_model(),
     }
     for module in ("torch", "mujoco", "numpy", "h5py"):
         try:
@@ -30,6 +32,25 @@ def machine_info() -> dict[str, Any]:
         except ImportError:
             info[module] = None
     return info
+
+
+SIMD_FLAGS = ("avx512f", "avx2", "fma")
+
+
+def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict[str, Any]:
+    """The CPU's model name and vector extensions (Linux only, else nothing): torch's CPU kernels
+    differ by instruction set, so retrained weights and timings compare only where these agree."""
+    try:
+        text = cpuinfo.read_text()
+    except OSError:
+        return {}
+    model = re.search(r"^model name\s*:\s*(.+)$", text, re.MULTILINE)
+    flags = re.search(r"^flags\s*:\s*(.+)$", text, re.MULTILINE)
+    present = set(flags.group(1).split()) if flags else set()
+    return {
+        "cpu_model": model.group(1).strip() if model else None,
+        "simd": [flag for flag in SIMD_FLAGS if flag in present],
+    }
 
 
 def write_result(

@@ -188,7 +188,11 @@ def point_config(base: Config, task: str, row: str, planner: str, point_budget: 
 
 # Config keys added after points were first stored, with the value that behaves as before they
 # existed: at that value they are left out of the fingerprint, so the stored points stay valid.
-NEUTRAL_KEYS = {("eval", "first_episode"): 0, ("readout", "transport_weight"): 0.0}
+NEUTRAL_KEYS = {
+    ("eval", "first_episode"): 0,
+    ("readout", "transport_weight"): 0.0,
+    ("readout", "scene_weight"): 0.0,
+}
 
 
 # What a simulator point does not use: it plans with true dynamics, so the predictor and the sections

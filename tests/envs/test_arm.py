@@ -131,3 +131,21 @@ def test_sim_state_round_trip_reproduces_the_future() -> None:
     np.testing.assert_array_equal(first["state"], second["state"])
     np.testing.assert_array_equal(first_cube, env.cube_pos())
     env.close()
+
+
+def test_a_cube_off_the_table_lands_on_the_floor() -> None:
+    """A cube pushed off the table's edge comes to rest on the floor (it used to fall forever and
+    turn an episode's final distance into tens of metres)."""
+    env = make_env("jepa_wm/Push-v0").unwrapped
+    env.reset(seed=0)
+    arm = env.arm
+    joint = arm.model.joint("cube")
+    q = joint.qposadr[0]
+    arm.data.qpos[q : q + 3] = [0.45, 0.75, 0.03]  # beyond the table's edge (|y| <= 0.6)
+    arm.set_sim_state(arm.get_sim_state())
+    hold = np.array([0, 0, 0, 0, 0, 0, 0], dtype=np.float32)
+    for _ in range(40):
+        env.step(hold)
+    floor = float(arm.model.geom("floor").pos[2])
+    assert abs(env.cube_pos()[2] - (floor + 0.03)) < 0.01
+    env.close()

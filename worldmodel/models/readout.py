@@ -5,7 +5,8 @@ Average-pooling the token grid to the few tokens a CPU can plan with loses *wher
 returns the expected (x, y), so a frame becomes one token of 2K coordinates in [-1, 1]. The
 modules and their files live here; fitting them by inverse dynamics (`InverseDynamics` recovers
 the actions between two frames from their keypoints), optionally beside forward prediction
-(`LatentDynamics`: the pooled tokens of frame t+k from frame t's keypoints and the actions) or
+(`LatentDynamics`: the pooled tokens of frame t+k from frame t's keypoints and the actions), scene
+(`SceneFromState`: a frame's pooled tokens from its keypoints and its logged state) or
 transport (`TokenTransport`: frame t+k's tokens rebuilt from frame t's, changed only under the
 keypoints), is worldmodel/training/readout_fit.py.
 """
@@ -55,6 +56,11 @@ class ReadoutConfig:
     # everything that moves (the cube when pushed), and appearance comes from the tokens, not from
     # the 2K coordinates. 0 = off.
     transport_weight: float = 0.0
+    # Weight of the scene term: an MLP must rebuild each frame's tokens pooled to forward_grid a side
+    # from its keypoints and its logged proprioceptive state. The state gives the hand away, so what
+    # the keypoints add is what the robot does not log: the cube. Measured on the small preset: a
+    # better hand tracker, hardly more cube (benchmarks/experiments.md §47). 0 = off.
+    scene_weight: float = 0.0
 
     def validate(self) -> None:
         require(self.kind in READOUT_KINDS, "readout.kind", " | ".join(READOUT_KINDS), self.kind)
@@ -66,6 +72,7 @@ class ReadoutConfig:
         require(
             self.transport_weight >= 0, "readout.transport_weight", "a number >= 0", self.transport_weight
         )
+        require(self.scene_weight >= 0, "readout.scene_weight", "a number >= 0", self.scene_weight)
 
 
 class KeypointReadout(nn.Module):
@@ -140,6 +147,26 @@ class LatentDynamics(nn.Module):
     def forward(self, k0: Tensor, actions: Tensor, skip: Tensor) -> Tensor:
         out = self.net(torch.cat([k0, actions, skip[:, None]], dim=-1))
         return out.view(len(k0), self.tokens, self.embed_dim)
+
+
+class SceneFromState(nn.Module):
+    """(a frame's keypoints, its proprioceptive state) -> its pooled tokens `[B, M, D]`, centred. The
+    state carries the hand, so the keypoints matter here for what the robot does not log (the cube).
+    Fitting only: not saved with the readout."""
+
+    def __init__(
+        self, latent_dim: int, state_dim: int, tokens: int, embed_dim: int, hidden: int = 256
+    ) -> None:
+        super().__init__()
+        self.tokens, self.embed_dim = tokens, embed_dim
+        self.net = nn.Sequential(
+            nn.Linear(latent_dim + state_dim, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU(),
+            nn.Linear(hidden, tokens * embed_dim),
+        )  # fmt: skip
+
+    def forward(self, keypoints: Tensor, state: Tensor) -> Tensor:
+        out = self.net(torch.cat([keypoints, state], dim=-1))
+        return out.view(len(keypoints), self.tokens, self.embed_dim)
 
 
 class TokenTransport(nn.Module):

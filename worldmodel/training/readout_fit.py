@@ -12,7 +12,10 @@ own: whatever of the scene the future and the present depend on (the cube, pushe
 be in the keypoints. With `readout.transport_weight` > 0, frame t+k's tokens must be rebuilt from
 frame t's with changes allowed only under the two frames' keypoints (`TokenTransport`): every part
 of the scene that moves needs a keypoint, the cube included, while its appearance stays in the
-tokens. Only logged data: the cached tokens and the actions.
+tokens. With `readout.scene_weight` > 0 an MLP must rebuild each frame's pooled tokens from its
+keypoints and its logged proprioceptive state: the state gives the hand away, so what the keypoints
+add is the part of the scene the robot does not log, the cube. Only logged data: the cached tokens,
+the actions and the states.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from worldmodel.models.readout import (
     KeypointReadout,
     LatentDynamics,
     ReadoutConfig,
+    SceneFromState,
     TokenTransport,
     load_readout,
     save_readout,
@@ -94,6 +98,24 @@ def forward_loss(
     return (predicted_ahead - ahead).pow(2).mean() + (predicted_now - now).pow(2).mean()
 
 
+def scene_loss(scene: SceneFromState, pairs: Sequence[tuple[Tensor, Tensor, Tensor]]) -> Tensor:
+    """For (keypoints `[B, 2K]`, standardised states `[B, S]`, pooled tokens `[B, M, D]`) of each
+    frame: the MSE of the rebuilt tokens over their spread in the batch (1 = no better than the
+    batch's average scene, whatever the encoder's scale), summed over the frames."""
+    total = torch.zeros((), device=pairs[0][0].device)
+    for keypoints, state, tokens in pairs:
+        centred = tokens - tokens.mean(0, keepdim=True)
+        error = (scene(keypoints, state) - centred).pow(2).mean()
+        total = total + error / centred.pow(2).mean().clamp_min(1e-8)
+    return total
+
+
+def standardised(values: Tensor) -> Tensor:
+    """Per-dim zero mean and unit deviation; dims that never change become 0."""
+    spread = values.std(dim=0) if len(values) > 1 else torch.zeros_like(values[0])
+    return torch.where(spread > 1e-6, (values - values.mean(0)) / spread.clamp_min(1e-6), 0.0)
+
+
 def transport_loss(
     transport: TokenTransport, tokens0: Tensor, tokens1: Tensor, heat0: Tensor, heat1: Tensor
 ) -> Tensor:
@@ -111,14 +133,19 @@ def train_readout(
     seed: int = 0,
     progress: bool | str = True,
     device: torch.device | str = "cpu",
+    states: Sequence[np.ndarray] | None = None,
 ) -> KeypointReadout:
     """Fit keypoints by inverse dynamics on (tokens `[T+1, N, D]`, actions `[T, A]`) episodes, and
-    by forward prediction beside it if `cfg.forward_weight` > 0 (its heads are discarded after).
+    by the forward, transport or scene terms beside it where their weights are > 0 (their heads are
+    discarded after). `states` (`[T+1, S]` per episode) are needed by the scene term only.
 
     All frames sit in one tensor (episode after episode) on `device`, so a batch of pairs is two
     gathers there; the loss is read (a host sync on a GPU) only every `SYNC_EVERY_CUDA` steps on a
     GPU. `progress`: see worldmodel/common/progress.py. The readout comes back on `device`."""
-    usable = [(z, a) for z, a in episodes if len(a) >= 1]
+    if cfg.scene_weight > 0 and states is None:
+        raise ValueError("train_readout: readout.scene_weight > 0 needs the episodes' states")
+    keep = [i for i, (_, a) in enumerate(episodes) if len(a) >= 1]
+    usable = [episodes[i] for i in keep]
     if not usable:
         raise ValueError("train_readout: no episode has a single step")
     device = torch.device(device)
@@ -138,12 +165,21 @@ def train_readout(
     readout = KeypointReadout(tokens.shape[-1], grid, cfg.keypoints, cfg.hidden).to(device)
     idm = InverseDynamics(readout.latent_dim, action_dim).to(device)
     parameters = [*readout.parameters(), *idm.parameters()]
+    out_grid = min(cfg.forward_grid, grid)
     dynamics = None  # forward_weight 0: not even built, so the readout is the inverse-dynamics one
     if cfg.forward_weight > 0:
-        out_grid = min(cfg.forward_grid, grid)
         target_mean, target_rms = pooled_statistics(tokens, grid, out_grid)
         dynamics = LatentDynamics(readout.latent_dim, action_dim, out_grid**2, tokens.shape[-1]).to(device)
         parameters += dynamics.parameters()
+    scene, all_states = None, None
+    if cfg.scene_weight > 0:
+        logged = torch.from_numpy(np.concatenate([states[i] for i in keep])).float()
+        if len(logged) != len(tokens):
+            raise ValueError(f"train_readout: {len(logged)} states for {len(tokens)} frames (one per frame)")
+        all_states = standardised(logged).to(device)
+        scene = SceneFromState(readout.latent_dim, all_states.shape[-1], out_grid**2, tokens.shape[-1])
+        scene = scene.to(device)
+        parameters += scene.parameters()
     transport = None
     if cfg.transport_weight > 0:
         transport = TokenTransport(tokens.shape[-1], grid).to(device)
@@ -171,6 +207,12 @@ def train_readout(
                 loss = loss + cfg.forward_weight * forward_loss(
                     dynamics, k0, now, ahead, summed, scale, fraction
                 )
+            if scene is not None:
+                frames = [
+                    (k, all_states[index], pooled_tokens(x, grid, out_grid))
+                    for k, index, x in ((k0, start, tokens0), (k1, start + skip, tokens1))
+                ]
+                loss = loss + cfg.scene_weight * scene_loss(scene, frames)
             if transport is not None:
                 loss = loss + cfg.transport_weight * transport_loss(transport, tokens0, tokens1, heat0, heat1)
             optimizer.zero_grad(set_to_none=True)
@@ -201,7 +243,12 @@ def run_readout(
     if config.train.resume and path.is_file():
         return load_readout(path).to(device)
     readout = train_readout(
-        [(z, a) for z, _, a in episodes], grid, config.readout, seed=config.run.seed, device=device
+        [(z, a) for z, _, a in episodes],
+        grid,
+        config.readout,
+        seed=config.run.seed,
+        device=device,
+        states=[s for _, s, _ in episodes],
     )
     if save:
         save_readout(readout, path)
