@@ -115,15 +115,19 @@ class KeypointReadout(nn.Module):
         }
 
 
+def mlp(inputs: int, hidden: int, outputs: int) -> nn.Sequential:
+    """The fitting heads' MLP: two GELU hidden layers."""
+    return nn.Sequential(
+        nn.Linear(inputs, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, outputs)
+    )
+
+
 class InverseDynamics(nn.Module):
     """(keypoints at t, keypoints at t+k) -> the normalised summed actions in between."""
 
     def __init__(self, latent_dim: int, action_dim: int, hidden: int = 256) -> None:
         super().__init__()
-        self.net = nn.Sequential(
-            nn.Linear(2 * latent_dim, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU(),
-            nn.Linear(hidden, action_dim),
-        )  # fmt: skip
+        self.net = mlp(2 * latent_dim, hidden, action_dim)
 
     def forward(self, k0: Tensor, k1: Tensor) -> Tensor:
         return self.net(torch.cat([k1 - k0, k0], dim=-1))
@@ -139,10 +143,7 @@ class LatentDynamics(nn.Module):
     ) -> None:
         super().__init__()
         self.tokens, self.embed_dim = tokens, embed_dim
-        self.net = nn.Sequential(
-            nn.Linear(latent_dim + action_dim + 1, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU(),
-            nn.Linear(hidden, tokens * embed_dim),
-        )  # fmt: skip
+        self.net = mlp(latent_dim + action_dim + 1, hidden, tokens * embed_dim)
 
     def forward(self, k0: Tensor, actions: Tensor, skip: Tensor) -> Tensor:
         out = self.net(torch.cat([k0, actions, skip[:, None]], dim=-1))
@@ -159,10 +160,7 @@ class SceneFromState(nn.Module):
     ) -> None:
         super().__init__()
         self.tokens, self.embed_dim = tokens, embed_dim
-        self.net = nn.Sequential(
-            nn.Linear(latent_dim + state_dim, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU(),
-            nn.Linear(hidden, tokens * embed_dim),
-        )  # fmt: skip
+        self.net = mlp(latent_dim + state_dim, hidden, tokens * embed_dim)
 
     def forward(self, keypoints: Tensor, state: Tensor) -> Tensor:
         out = self.net(torch.cat([keypoints, state], dim=-1))
