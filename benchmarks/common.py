@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import platform
 import re
@@ -31,6 +32,8 @@ def machine_info() -> dict[str, Any]:
             info[module] = __import__(module).__version__
         except ImportError:
             info[module] = None
+    if info["torch"]:  # the kernel level torch chose (DEFAULT, AVX2, AVX512): results differ by it
+        info["torch_cpu_capability"] = __import__("torch").backends.cpu.get_cpu_capability()
     return info
 
 
@@ -38,8 +41,9 @@ SIMD_FLAGS = ("avx512f", "avx2", "fma")
 
 
 def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict[str, Any]:
-    """The CPU's model name and vector extensions (Linux only, else nothing): torch's CPU kernels
-    differ by instruction set, so retrained weights and timings compare only where these agree."""
+    """The CPU's model name, vector extensions and a digest of all its flags (Linux only, else
+    nothing): torch's CPU kernels differ by instruction set, so retrained weights and timings
+    compare only where these agree."""
     try:
         text = cpuinfo.read_text()
     except OSError:
@@ -50,6 +54,7 @@ def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict[str, Any]:
     return {
         "cpu_model": model.group(1).strip() if model else None,
         "simd": [flag for flag in SIMD_FLAGS if flag in present],
+        "cpu_flags_digest": hashlib.sha256(" ".join(sorted(present)).encode()).hexdigest()[:12],
     }
 
 
