@@ -31,7 +31,7 @@ from worldmodel.common.threads import use_threads
 from worldmodel.config.schema import SPLITS, Config, load_config, to_yaml
 from worldmodel.config.user_envs import adopt_user_modules
 from worldmodel.evaluation.demo import run_demo
-from worldmodel.evaluation.probe_run import run_probe, write_probe
+from worldmodel.evaluation.probe_run import run_probe, state_reference_line, write_probe
 from worldmodel.evaluation.rows import env_kwargs_for
 from worldmodel.models.baseline_encoders import export_baseline
 from worldmodel.training.ac_train import train
@@ -268,6 +268,7 @@ def probe_command(
             f"{r['pooled_cosine']:.3f}",
         )  # fmt: skip
     console.print(table)
+    console.print(state_reference_line(env_id, episodes, steps, split))
     where = Path(encoder) if Path(encoder).is_dir() else Path("runs") / "probe"
     console.print(f"wrote {write_probe(rows, where / 'probe.json')}")
 

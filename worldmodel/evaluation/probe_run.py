@@ -16,7 +16,7 @@ from envs.policies import make_policy
 from envs.registration import make_env
 from worldmodel.common.atomic import write_json_atomic
 from worldmodel.common.progress import ProgressReport, ProgressTask
-from worldmodel.evaluation.probe import ProbeReport, cross_appearance_probe, probe_latents
+from worldmodel.evaluation.probe import ProbeReport, cross_appearance_probe, probe_latents, state_reference
 from worldmodel.models.encoders import EncodeFn
 from worldmodel.models.world_model import is_ac_run, make_encode_fn
 
@@ -155,6 +155,15 @@ def probe_encoder(
         "latents": LATENTS,
     }
     return row | probe.as_dict() | cross
+
+
+def state_reference_line(env_id: str, episodes: int, steps: int, split: str) -> str:
+    """The rank correlations of a perfect object-centric latent on the same frames (`state_reference`),
+    as one line under the probe table, so a user can read the cube column against its ceiling."""
+    _, truth = probe_frames(env_id, episodes, steps, split)
+    scores = state_reference(truth["ee"], truth["cube"], truth["episode"], cube_weights=(1.0, 2.0, 3.0))
+    parts = ", ".join(f"cube x{w:g}: EE {hand:.2f} / cube {cube:.2f}" for w, (hand, cube) in scores.items())
+    return f"reference, the true positions (hand, w x cube) as the latent: {parts}"
 
 
 def write_probe(rows: list[dict], path: Path) -> Path:

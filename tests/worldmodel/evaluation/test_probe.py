@@ -13,6 +13,7 @@ from worldmodel.evaluation.probe import (
     probe_folds,
     probe_latents,
     ridge_probe_r2,
+    state_reference,
 )
 from worldmodel.models.tokens import pixel_tokens, pool_tokens
 
@@ -123,3 +124,20 @@ def test_cross_appearance_probe_exposes_a_latent_entangled_with_appearance() -> 
     assert r2_clean > 0.99 and err_clean < 0.01
     assert r2_tangled < 0.5 and err_tangled > 10 * err_clean
     assert ridge_probe_r2(test_tangled, test_pos) > 0.7  # a within-split probe would not notice
+
+
+def test_state_reference_trades_hand_rank_for_cube_rank() -> None:
+    """Play-like episodes: the hand walks every step, the cube moves in a third of them only."""
+    rng = np.random.default_rng(0)
+    hand, cube, groups = [], [], []
+    for episode in range(30):
+        hand.append(np.cumsum(rng.normal(0, 0.02, (30, 3)), axis=0))
+        start = np.tile(rng.uniform(-0.2, 0.2, 3), (30, 1))
+        moves = episode % 3 == 0
+        cube.append(start + (np.cumsum(rng.normal(0, 0.01, (30, 3)), axis=0) if moves else 0.0))
+        groups.append(np.full(30, episode))
+    hand, cube, groups = (np.concatenate(x) for x in (hand, cube, groups))
+    scores = state_reference(hand, cube, groups, cube_weights=(0.0, 1.0, 4.0))
+    assert scores[0.0][0] > 0.95  # the hand alone ranks the hand
+    assert scores[0.0][1] < scores[1.0][1] < scores[4.0][1]
+    assert scores[4.0][0] < scores[1.0][0] < scores[0.0][0]

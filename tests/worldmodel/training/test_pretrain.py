@@ -108,6 +108,8 @@ def test_probe_cli_compares_with_baselines(wm, tiny_dataset, tmp_path) -> None:
     assert [r["encoder"] for r in rows] == [str(run), "pixels", "random"]
     assert all(-1 <= r["rank_corr_ee"] <= 1 for r in rows)
     assert all(r["cross_error_cm_ee"] > 0 and r["cross_r2_ee"] <= 1 for r in rows)  # fitted on train frames
+    printed = " ".join(result.stdout.split())  # the console wraps long lines
+    assert "true positions (hand, w x cube)" in printed and "cube x2: EE" in printed
 
     assert probe_is_current(run / "probe.json")  # what the demo and the ablation reuse
     stale = tmp_path / "stale.json"
