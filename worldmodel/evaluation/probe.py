@@ -75,7 +75,11 @@ def distance_rank_correlation(
 
 
 def state_reference(
-    hand: np.ndarray, cube: np.ndarray, groups: np.ndarray | None, cube_weights=(1.0, 2.0), seed: int = 0
+    hand: np.ndarray,
+    cube: np.ndarray,
+    groups: np.ndarray | None,
+    cube_weights: tuple[float, ...] = (1.0, 2.0),
+    seed: int = 0,
 ) -> dict[float, tuple[float, float]]:
     """What a perfect object-centric latent scores: the true [hand, w * cube] positions as the latent,
     per cube weight w -> (hand rank, cube rank). One distance is scored against two truths, and in
