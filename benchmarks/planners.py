@@ -192,6 +192,8 @@ NEUTRAL_KEYS = {
     ("eval", "first_episode"): 0,
     ("readout", "transport_weight"): 0.0,
     ("readout", "scene_weight"): 0.0,
+    ("eval", "object_weight"): 0.0,
+    ("eval", "object_temperature"): 0.01,
 }
 
 

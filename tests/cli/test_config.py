@@ -56,6 +56,8 @@ def test_yaml_file_as_preset(tmp_path) -> None:
         (["train.loss_exp=3"], "train.loss_exp"),
         (["plan.output=median"], "plan.output"),
         (["eval.sim_output=first"], "eval.sim_output"),
+        (["eval.object_weight=-1"], "config key 'eval.object_weight': expected a number >= 0"),
+        (["eval.object_temperature=0"], "config key 'eval.object_temperature': expected a number > 0"),
         (["jepa.masks.generators.5.num_blocks=2"], "index 5 out of range (expected 0..1)"),
         (["jepa.masks.generators.1.nope=2"], "'nope' not in 'MaskGenSpec'"),
         (["jepa.masks.generators.1.spatial_scale=[2,2]"], "0 < min <= max < 1"),

@@ -69,7 +69,7 @@ def eval_command(overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP
     """Zero-shot goal-image evaluation: success table, results.json, plots and report.html.
 
     Keys (eval.*): tasks, episodes, budget (MPC steps), split,
-    rows (oracle | simulator | learned, and the baselines random | shooting), encoder, latent_grid, sim_samples, sim_iterations, sim_output (mean | best), name; planner
+    rows (oracle | simulator | learned, and the baselines random | shooting), encoder, latent_grid, sim_samples, sim_iterations, sim_output (mean | best), object_weight (simulator row: the object's position found by colour joins the latent; 16 plans Push), name; planner
     keys: plan.* (plan.output = mean | best for the learned row). Outputs go to runs/eval/<eval.name>/.
     The learned and shooting rows use eval.world_model, by default the active preset's AC run
     <run.root>/ac/<run.name> (what `wm demo` trains). Bare keys mean the same as under `wm plan`.

@@ -126,6 +126,10 @@ class EvalConfig:
     encoder: str = "pixels"  # pixels | random | path to a pretrain run folder
     world_model: str = ""  # AC run folder (runs/ac/<name>) for the 'learned' row
     latent_grid: int = 4  # tokens per side the planner's latent is pooled to
+    # Simulator row only: join the object's (x, y), found by its colour in each frame, times this
+    # weight, to the latent (worldmodel/models/object_locator.py; issue 21's object term). 0 = off.
+    object_weight: float = 0.0
+    object_temperature: float = 0.01  # softmax temperature over pixels of the colour distance
     sim_samples: int = 64  # simulator rows are costly: fewer samples, said in the output
     sim_iterations: int = 3
     # cem plan output of the simulator rows: with so few samples the elites' mean is noise of
@@ -153,6 +157,10 @@ class EvalConfig:
         bad = [r for r in self.rows if r not in EVAL_ROWS]
         _check(not bad and len(self.rows) > 0, "eval.rows", f"a list of {', '.join(EVAL_ROWS)}", self.rows)
         _check(self.latent_grid >= 1, "eval.latent_grid", "an integer >= 1", self.latent_grid)
+        _check(self.object_weight >= 0, "eval.object_weight", "a number >= 0", self.object_weight)
+        _check(
+            self.object_temperature > 0, "eval.object_temperature", "a number > 0", self.object_temperature
+        )
         _check(self.sim_samples >= 1, "eval.sim_samples", "an integer >= 1", self.sim_samples)
         _check(self.sim_iterations >= 1, "eval.sim_iterations", "an integer >= 1", self.sim_iterations)
         _check(self.sim_output in ("mean", "best"), "eval.sim_output", "mean | best", self.sim_output)

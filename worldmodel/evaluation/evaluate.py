@@ -127,6 +127,8 @@ def evaluate_row(
         o.frames, o.distances, o.goal = [], [], None
     encoder = {"oracle": "-", "random": "-", "simulator": ev.encoder}.get(row, ev.world_model)
     name = Path(encoder).name or encoder
+    if row == "simulator" and ev.object_weight > 0:
+        name += f" + object x{ev.object_weight:g}"
     return summarise(env_id, row, name, outcome, planner, clip, peak.cuda_mb or peak.mb)
 
 

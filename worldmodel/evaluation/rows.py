@@ -159,7 +159,8 @@ def build_world_model(
     device = resolve_device(config.run.device)
     if row == "simulator":
         encode = make_encode_fn(config.eval.encoder, config.eval.latent_grid, device=device)
-        return SimulatorWorldModel(env_id, env_kwargs, encode)
+        ev = config.eval
+        return SimulatorWorldModel(env_id, env_kwargs, encode, ev.object_weight, ev.object_temperature)
     if not config.eval.world_model:
         raise UserError(f"eval row '{row}': set eval.world_model to an AC run folder (stage 2, `wm train`)")
     wm = WorldModel.from_run(
