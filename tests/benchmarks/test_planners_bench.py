@@ -9,6 +9,7 @@ import os
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from benchmarks import planners
 from benchmarks.planners import (
@@ -23,7 +24,7 @@ from benchmarks.planners import (
 from benchmarks.planners_report import END, START, Budget, markers, soonest, table, update_page
 from tests.worldmodel.training.tiny_runs import make_tiny_run
 from worldmodel.common.errors import UserError
-from worldmodel.config.schema import load_config, to_yaml
+from worldmodel.config.schema import Config, load_config, to_yaml
 from worldmodel.evaluation.evaluate import wilson_interval
 from worldmodel.models.checkpoints import save_safetensors
 
@@ -232,6 +233,26 @@ def test_config_keys_added_later_leave_stored_points_valid_at_their_neutral_valu
     assert fingerprint(config) == hashlib.sha256(before_the_keys.encode()).hexdigest()
     config.eval.first_episode = 3
     assert fingerprint(config) != hashlib.sha256(before_the_keys.encode()).hexdigest()
+
+
+# The dotted config keys stored points are fingerprinted with. A key added to the config must join
+# `NEUTRAL_KEYS` with the value that behaves as before it existed, or every stored point (hours of
+# simulator chunks) silently stops matching, as happened once. Change this digest only on purpose.
+FINGERPRINTED_KEYS_DIGEST = "ebbddfef13c957f4"
+
+
+def test_a_new_config_key_is_neutral_or_invalidates_the_stored_points_on_purpose() -> None:
+    def leaves(tree: dict, prefix: str = ""):
+        for key, value in tree.items():
+            yield from leaves(value, f"{prefix}{key}.") if isinstance(value, dict) else [f"{prefix}{key}"]
+
+    settings = OmegaConf.to_container(OmegaConf.structured(Config()))
+    keys = sorted(set(leaves(settings)) - {f"{section}.{key}" for section, key in NEUTRAL_KEYS})
+    digest = hashlib.sha256("\n".join(keys).encode()).hexdigest()[:16]
+    assert digest == FINGERPRINTED_KEYS_DIGEST, (
+        "the config's keys changed: add a new key to benchmarks.planners.NEUTRAL_KEYS with its neutral "
+        "value, or set FINGERPRINTED_KEYS_DIGEST to " + digest + " if stored points must be measured again"
+    )
 
 
 def test_equal_weights_saved_with_their_header_in_another_order_are_the_same_weights(tmp_path) -> None:
