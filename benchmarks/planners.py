@@ -194,6 +194,8 @@ NEUTRAL_KEYS = {
     ("readout", "scene_weight"): 0.0,
     ("eval", "object_weight"): 0.0,
     ("eval", "object_temperature"): 0.01,
+    ("readout", "object_weight"): 0.0,
+    ("readout", "object_temperature"): 0.01,
 }
 
 

@@ -128,6 +128,7 @@ class EvalConfig:
     latent_grid: int = 4  # tokens per side the planner's latent is pooled to
     # Simulator row only: join the object's (x, y), found by its colour in each frame, times this
     # weight, to the latent (worldmodel/models/object_locator.py; issue 21's object term). 0 = off.
+    # A run trained with readout.object_weight has it in its own latent already.
     object_weight: float = 0.0
     object_temperature: float = 0.01  # softmax temperature over pixels of the colour distance
     sim_samples: int = 64  # simulator rows are costly: fewer samples, said in the output

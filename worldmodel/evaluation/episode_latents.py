@@ -41,13 +41,6 @@ class CameraLatents:
         self.encode = encode
 
     def goal_latents(self, envs: list, goal_images: list[np.ndarray] | None, subgoals: bool) -> Tensor:
-        frames = self.goal_frames(envs, goal_images, subgoals)
-        z = self.encode(torch.from_numpy(frames.reshape(-1, *frames.shape[2:])))
-        return z.reshape(*frames.shape[:2], *z.shape[1:])
-
-    @staticmethod
-    def goal_frames(envs: list, goal_images: list[np.ndarray] | None, subgoals: bool) -> np.ndarray:
-        """[E, n, H, W, 3]: each episode's goal image, or its n sub-goal images (the goal last)."""
         if goal_images is None:
             raise ValueError("camera latents need the episodes' goal images")
         if subgoals and not all(callable(getattr(env.unwrapped, "subgoal_pixels", None)) for env in envs):
@@ -59,7 +52,8 @@ class CameraLatents:
             env.unwrapped.subgoal_pixels() if subgoals else [goal]
             for env, goal in zip(envs, goal_images, strict=True)
         ]
-        return np.stack([np.stack(row) for row in rows])
+        z = self.encode(torch.from_numpy(np.stack([image for row in rows for image in row])))
+        return z.reshape(len(envs), len(rows[0]), *z.shape[1:])
 
     def observe(self, envs: list, observations: list[dict[str, Any]]) -> Tensor:
         return self.encode(torch.from_numpy(np.stack([o["pixels"] for o in observations])))

@@ -26,6 +26,7 @@ from worldmodel.common.devices import resolve_device
 from worldmodel.common.errors import UserError
 from worldmodel.config.schema import Config
 from worldmodel.evaluation.simulator import OracleWorldModel, SimulatorWorldModel
+from worldmodel.models.object_locator import ObjectTerm
 from worldmodel.models.world_model import PREDICTOR_FILE, WorldModel, is_ac_run, make_encode_fn
 
 # Action names (an env's `action_names`) of rotation dims, which `plan.fix_rotation` holds at 0 as
@@ -158,9 +159,11 @@ def build_world_model(
         return OracleWorldModel(env_id, env_kwargs)
     device = resolve_device(config.run.device)
     if row == "simulator":
-        encode = make_encode_fn(config.eval.encoder, config.eval.latent_grid, device=device)
         ev = config.eval
-        return SimulatorWorldModel(env_id, env_kwargs, encode, ev.object_weight, ev.object_temperature)
+        encode = make_encode_fn(ev.encoder, ev.latent_grid, device=device)
+        if ev.object_weight > 0:
+            encode = ObjectTerm(ev.object_weight, ev.object_temperature).wrap(encode)
+        return SimulatorWorldModel(env_id, env_kwargs, encode)
     if not config.eval.world_model:
         raise UserError(f"eval row '{row}': set eval.world_model to an AC run folder (stage 2, `wm train`)")
     wm = WorldModel.from_run(

@@ -16,30 +16,17 @@ from torch import Tensor
 
 from envs.registration import make_env
 from worldmodel.evaluation.episode_latents import CameraLatents, EncodeFn
-from worldmodel.models.object_locator import locate_object, object_template
 
 
 class SimulatorWorldModel:
-    """Perfect dynamics from the simulator, latent energy from `encode_fn`.
-
-    With `object_weight` > 0 every latent token also carries the object's (x, y), found by colour
-    (worldmodel/models/object_locator.py), times that weight: the object term of issue 21."""
+    """Perfect dynamics from the simulator, latent energy from `encode_fn`."""
 
     plans_on_images = True
 
-    def __init__(
-        self,
-        env_id: str,
-        env_kwargs: dict,
-        encode_fn: EncodeFn,
-        object_weight: float = 0.0,
-        object_temperature: float = 0.01,
-    ) -> None:
+    def __init__(self, env_id: str, env_kwargs: dict, encode_fn: EncodeFn) -> None:
         self.env = make_env(env_id, **env_kwargs).unwrapped
         self.env.reset(seed=0)
         self.encode_fn = encode_fn
-        self.object_weight, self.object_temperature = object_weight, object_temperature
-        self._colours: Tensor | None = None  # [E, 3]: each episode's object colour
         self._camera = CameraLatents(encode_fn)
         self.action_dim = int(self.env.action_space.shape[0])
         self.state_dim = int(self.env.observation_space["state"].shape[0])
@@ -48,20 +35,7 @@ class SimulatorWorldModel:
         self._appearances: list = []
 
     def goal_latents(self, envs: list, goal_images: list[np.ndarray] | None, subgoals: bool) -> Tensor:
-        """The goal latents; with the object term, each episode's object colour is read here, from
-        its first frame (the env was just reset) and its goal image."""
-        if self.object_weight <= 0:
-            return self._camera.goal_latents(envs, goal_images, subgoals)
-        frames = self._camera.goal_frames(envs, goal_images, subgoals)
-        self._colours = torch.stack(
-            [
-                object_template(torch.from_numpy(env.unwrapped.render().copy()), torch.from_numpy(row[-1]))
-                for env, row in zip(envs, frames, strict=True)
-            ]
-        )
-        images = torch.from_numpy(frames.reshape(-1, *frames.shape[2:]))
-        z = self._latent(images, self._colours.repeat_interleave(frames.shape[1], dim=0))
-        return z.reshape(*frames.shape[:2], *z.shape[1:])
+        return self._camera.goal_latents(envs, goal_images, subgoals)
 
     def observe(self, envs: list, observations: list[dict[str, Any]]) -> Tensor:
         """The observations' latents, after binding the episodes' simulator states to them."""
@@ -74,7 +48,7 @@ class SimulatorWorldModel:
         return z_obs
 
     def _observation_latents(self, envs: list, observations: list[dict[str, Any]]) -> Tensor:
-        return self._latent(torch.from_numpy(np.stack([o["pixels"] for o in observations])), self._colours)
+        return self._camera.observe(envs, observations)
 
     def bind(self, z_obs: Tensor, sim_states: list[np.ndarray], appearances: list | None = None) -> None:
         """Before each planning call: the episodes' latents [E,N,D], simulator states and
@@ -116,21 +90,11 @@ class SimulatorWorldModel:
         for row, episode in enumerate(episodes):
             self._run(episode, plans[row])
             finals.append(self._final_feature(episode))
-        colours = None if self._colours is None else self._colours[episodes]
-        latents = self._latent(torch.stack(finals), colours)
+        latents = self._latent(torch.stack(finals))
         return latents[:, None].expand(-1, actions.shape[1], -1, -1)
 
-    def _latent(self, images: Tensor, colours: Tensor | None = None) -> Tensor:
-        """`encode_fn(images)`, with the object term joined to every token when it is on."""
-        z = self.encode_fn(images)
-        if self.object_weight <= 0:
-            return z
-        if colours is None:
-            raise RuntimeError(
-                "object term: call goal_latents() first (it reads each episode's object colour)"
-            )
-        xy = self.object_weight * locate_object(images, colours, self.object_temperature).to(z)
-        return torch.cat([z, xy[:, None].expand(-1, z.shape[1], -1)], dim=-1)
+    def _latent(self, finals: Tensor) -> Tensor:
+        return self.encode_fn(finals)
 
 
 class OracleWorldModel(SimulatorWorldModel):

@@ -2,39 +2,30 @@
 
 Every latent we learned weighs the cube at most half as much as the hand per cm, and a Push energy
 needs it at two to three times the hand (benchmarks/experiments.md §32, §52). The object term
-measures the object directly: its colour is read once per episode (the template), and each frame's
-object position is the softmax-weighted mean pixel position of the colour distance to that
-template, an (x, y) in [-1, 1] that moves smoothly with the object. The template rule assumes what
-our scenes show, a coloured object before a grey arm and table: the most saturated pixels that
-differ between the first frame and the goal image. A colourful distractor or arm breaks it.
+measures the object directly: each frame's object colour is the median of its most saturated
+pixels (the template), and its position the softmax-weighted mean pixel position of the colour
+distance to that template, an (x, y) in [-1, 1] that moves smoothly with the object. The rule
+assumes what our scenes show, a coloured object before a grey arm and table; a colourful
+distractor or arm breaks it. It reads each frame alone, so any `encode` can add it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor
 
-TEMPLATE_PIXELS = 8  # the template is the median colour of this many top-scoring pixels
-CHANGED = 0.15  # a pixel changed when its summed |RGB| difference (in [0, 3]) exceeds this
-CHANGED_BONUS = 0.5  # added to a changed pixel's saturation (in [0, 1]) when ranking pixels
+TEMPLATE_PIXELS = 8  # the template is the median colour of this many most saturated pixels
 
 
-def object_template(first: Tensor, goal: Tensor) -> Tensor:
-    """uint8 first frame and goal image `[H, W, 3]` -> the object's colour `[3]` in [0, 1].
-
-    Pixels rank by saturation plus a bonus where the two images differ: a coloured object that
-    moved wins over a coloured thing that stayed, and a still coloured object over a grey arm that
-    moved (a logged episode, where the object may never move)."""
-    if first.shape != goal.shape or first.dim() != 3 or first.shape[-1] != 3:
-        raise ValueError(
-            f"object_template: expected two [H,W,3] images, got {list(first.shape)} and {list(goal.shape)}"
-        )
-    now, then = first.float().div(255).flatten(0, 1), goal.float().div(255).flatten(0, 1)
-    saturation = now.max(-1).values - now.min(-1).values
-    changed = (now - then).abs().sum(-1) > CHANGED
-    score = saturation + CHANGED_BONUS * changed.float()
-    top = score.topk(min(TEMPLATE_PIXELS, len(score))).indices
-    return now[top].median(dim=0).values
+def frame_colours(images: Tensor) -> Tensor:
+    """uint8 `[B, H, W, 3]` -> each frame's own object colour `[B, 3]`: its most saturated pixels."""
+    colours = images.float().div(255).flatten(1, 2)  # [B, P, 3]
+    saturation = colours.max(-1).values - colours.min(-1).values
+    top = saturation.topk(min(TEMPLATE_PIXELS, saturation.shape[1]), dim=1).indices
+    return colours.gather(1, top[..., None].expand(-1, -1, 3)).median(dim=1).values
 
 
 def locate_object(images: Tensor, templates: Tensor, temperature: float = 0.01) -> Tensor:
@@ -42,7 +33,7 @@ def locate_object(images: Tensor, templates: Tensor, temperature: float = 0.01) 
 
     A softmax over pixels of minus the mean |RGB - template| / temperature: at 0.01 the ~16 pixels
     of our 64 px cube dominate the frame, and the mean position is sub-pixel smooth."""
-    b, h, w, _ = images.shape
+    h, w = images.shape[1:3]
     colours = images.float().div(255).flatten(1, 2)  # [B, P, 3]
     distance = (colours - templates[:, None].to(colours)).abs().mean(-1)
     weights = (-distance / temperature).softmax(dim=-1)
@@ -52,3 +43,25 @@ def locate_object(images: Tensor, templates: Tensor, temperature: float = 0.01) 
         indexing="ij",
     )
     return weights @ torch.stack([xs.flatten(), ys.flatten()], dim=-1)
+
+
+def join_object(latents: Tensor, xy: Tensor) -> Tensor:
+    """Latents `[B, N, D]` and weighted positions `[B, 2]` -> `[B, N, D + 2]`, the (x, y) on every token."""
+    return torch.cat([latents, xy.to(latents)[:, None].expand(-1, latents.shape[1], -1)], dim=-1)
+
+
+@dataclass(frozen=True)
+class ObjectTerm:
+    """`weight` x the object's (x, y), joined to every latent token: what `WorldModel.encode` adds for
+    a run trained with `readout.object_weight`, and the simulator row for `eval.object_weight`."""
+
+    weight: float
+    temperature: float = 0.01
+
+    def __call__(self, latents: Tensor, images: Tensor) -> Tensor:
+        xy = locate_object(images, frame_colours(images), self.temperature)
+        return join_object(latents, self.weight * xy)
+
+    def wrap(self, encode: Callable[[Tensor], Tensor]) -> Callable[[Tensor], Tensor]:
+        """`encode` (uint8 images -> `[B, N, D]`) with the object term joined: `[B, N, D + 2]`."""
+        return lambda images: self(encode(images), images)

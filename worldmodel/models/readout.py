@@ -61,6 +61,12 @@ class ReadoutConfig:
     # the keypoints add is what the robot does not log: the cube. Measured on the small preset: a
     # better hand tracker, hardly more cube (benchmarks/experiments.md §47). 0 = off.
     scene_weight: float = 0.0
+    # The object term (issue 21, experiments §54): each frame's object (x, y), found by its colour
+    # (worldmodel/models/object_locator.py), times this weight, joins the keypoint token, so the
+    # predictor learns to predict where the object goes and the energy weighs it. 0 = off; 16
+    # planned Push at 90 % with true dynamics (the simulator row's eval.object_weight).
+    object_weight: float = 0.0
+    object_temperature: float = 0.01
 
     def validate(self) -> None:
         require(self.kind in READOUT_KINDS, "readout.kind", " | ".join(READOUT_KINDS), self.kind)
@@ -73,6 +79,16 @@ class ReadoutConfig:
             self.transport_weight >= 0, "readout.transport_weight", "a number >= 0", self.transport_weight
         )
         require(self.scene_weight >= 0, "readout.scene_weight", "a number >= 0", self.scene_weight)
+        require(self.object_weight >= 0, "readout.object_weight", "a number >= 0", self.object_weight)
+        require(
+            self.object_temperature > 0, "readout.object_temperature", "a number > 0", self.object_temperature
+        )
+        require(
+            self.object_weight == 0 or self.kind == "keypoints",
+            "readout.object_weight",
+            "0 unless readout.kind=keypoints",
+            self.object_weight,
+        )
 
 
 class KeypointReadout(nn.Module):

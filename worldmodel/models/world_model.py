@@ -21,6 +21,7 @@ from worldmodel.common.rotations import compose_euler
 from worldmodel.models.ac_predictor import ACCache, ACPredictor, ACPredictorConfig
 from worldmodel.models.checkpoints import load_safetensors
 from worldmodel.models.encoders import EncodeFn, encode_frames, load_encoder, pixel_encode_fn, vit_encode_fn
+from worldmodel.models.object_locator import ObjectTerm
 from worldmodel.models.readout import READOUT_FILE, KeypointReadout, load_readout
 from worldmodel.models.vit import VisionTransformer, ViTConfig
 
@@ -55,14 +56,19 @@ class WorldModel:
         encode_batch_size: int = 256,
         freeze: bool = True,
         readout: KeypointReadout | None = None,
+        object_term: ObjectTerm | None = None,
     ) -> None:
         pcfg = predictor.cfg
         grid = encoder.cfg.img_size // encoder.cfg.patch_size
+        if object_term is not None and readout is None:
+            raise ConfigError("config key 'readout.object_weight': expected readout.kind=keypoints")
         if readout is not None:
-            if (pcfg.embed_dim, pcfg.grid_h, pcfg.grid_w) != (readout.latent_dim, 1, 1):
+            width = readout.latent_dim + (2 if object_term is not None else 0)
+            if (pcfg.embed_dim, pcfg.grid_h, pcfg.grid_w) != (width, 1, 1):
                 raise ConfigError(
-                    f"config key 'ac.embed_dim': expected one {readout.latent_dim}-D keypoint token per frame "
-                    f"(readout.keypoints={readout.keypoints}), got {pcfg.grid_h}x{pcfg.grid_w} of {pcfg.embed_dim}"
+                    f"config key 'ac.embed_dim': expected one {width}-D keypoint token per frame "
+                    f"(readout.keypoints={readout.keypoints}{', + the object (x, y)' if object_term else ''}), "
+                    f"got {pcfg.grid_h}x{pcfg.grid_w} of {pcfg.embed_dim}"
                 )
             if readout.embed_dim != encoder.embed_dim:
                 raise ConfigError(
@@ -90,6 +96,7 @@ class WorldModel:
         self.encoder = encoder.eval()
         self.predictor = predictor
         self.readout = None if readout is None else readout.eval()
+        self.object_term = object_term
         self.latent_pool = None if not latent_pool or latent_pool == grid else latent_pool
         self.action_dim = pcfg.action_dim
         self.state_dim = pcfg.state_dim
@@ -185,6 +192,10 @@ class WorldModel:
                     f"world model '{run}': its {READOUT_FILE} is missing (train it again with `wm train`)"
                 )
             readout = load_readout(readout_file)
+        object_weight = float(metadata.get("object_weight", 0.0))
+        object_term = None
+        if object_weight > 0:
+            object_term = ObjectTerm(object_weight, float(metadata.get("object_temperature", 0.01)))
         model = cls(
             encoder,
             predictor.eval(),
@@ -193,6 +204,7 @@ class WorldModel:
             action_high=action_high,
             state_update=state_update or metadata.get("state_update", "auto"),
             readout=readout,
+            object_term=object_term,
             **kwargs,  # type: ignore[arg-type]
         )
         model.metadata = dict(metadata)
@@ -233,7 +245,8 @@ class WorldModel:
     def encode(self, images: Tensor) -> Tensor:
         """uint8 `[B,H,W,3]` -> layer-normed latents `[B,N,D]` (N = predictor grid tokens) through
         `encode_frames`, the embedding cache's path; with a keypoint readout, the unpooled token grid
-        read out to one token of 2K coordinates per image, `[B,1,2K]` (not layer-normed)."""
+        read out to one token of 2K coordinates per image, `[B,1,2K]` (not layer-normed), plus the
+        object's weighted (x, y) for a run trained with an object term, `[B,1,2K+2]`."""
         if images.dim() != 4 or images.shape[-1] != 3:
             raise UserError(f"WorldModel.encode: expected uint8 images [B,H,W,3], got {list(images.shape)}")
         if images.dtype != torch.uint8:
@@ -256,9 +269,13 @@ class WorldModel:
         latents = encode_frames(self.encoder, images, self.latent_pool, self.encode_batch_size)
         if self.readout is None:
             return latents
+        width = self.predictor.cfg.embed_dim
         if not len(latents):
-            return latents.new_zeros(0, 1, self.readout.latent_dim)
-        return torch.cat([self.readout(part) for part in latents.split(max(self.encode_batch_size, 1))])
+            return latents.new_zeros(0, 1, width)
+        keypoints = torch.cat([self.readout(part) for part in latents.split(max(self.encode_batch_size, 1))])
+        if self.object_term is None:
+            return keypoints
+        return self.object_term(keypoints, images.to(keypoints.device))
 
     # -- dynamics
 

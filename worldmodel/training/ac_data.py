@@ -19,6 +19,7 @@ from data.episodes import EpisodeReader
 from worldmodel.common.errors import UserError
 from worldmodel.config.schema import Config
 from worldmodel.models.ac_predictor import ACPredictorConfig
+from worldmodel.models.object_locator import ObjectTerm
 from worldmodel.models.readout import KeypointReadout
 from worldmodel.models.vit import VisionTransformer
 
@@ -204,6 +205,36 @@ def predictor_config(config: Config, sizes: DataSizes) -> ACPredictorConfig:
     )
 
 
-def readout_predictor_config(ac: ACPredictorConfig, readout: KeypointReadout) -> ACPredictorConfig:
-    """The predictor of keypoint latents: one token of 2K coordinates per frame, not layer-normed."""
-    return replace(ac, embed_dim=readout.latent_dim, grid_h=1, grid_w=1, layer_norm_latents=False)
+def readout_predictor_config(
+    ac: ACPredictorConfig, readout: KeypointReadout, object_term: bool = False
+) -> ACPredictorConfig:
+    """The predictor of keypoint latents: one token of 2K coordinates per frame (+ the object's
+    (x, y) with an object term), not layer-normed."""
+    width = readout.latent_dim + (2 if object_term else 0)
+    return replace(ac, embed_dim=width, grid_h=1, grid_w=1, layer_norm_latents=False)
+
+
+def with_object_positions(episodes: list[Episode], data: str, term: ObjectTerm) -> list[Episode]:
+    """Each cache entry's keypoint latents `[T+1, 1, 2K]` with its frames' weighted object (x, y)
+    joined (`ObjectTerm`, what `WorldModel.encode` adds). The cache holds tokens, not pixels, so the
+    dataset's frames are read here; entry c * n + i is copy c of episode i (`train.augment_copies`
+    recolour, they do not move anything), so every copy takes the recorded frames' positions."""
+    reader = EpisodeReader(data)
+    n = len(reader)
+    if not n or len(episodes) % n:
+        raise UserError(
+            f"{data}: {n} episodes, its embedding cache {len(episodes)} entries (rebuild it with `wm cache`)"
+        )
+    positions = []
+    for index in range(n):
+        frames = torch.from_numpy(reader.read_frames(index))
+        if len(frames) != len(episodes[index][0]):
+            raise UserError(
+                f"{data}: episode {index} has {len(frames)} frames, its cache entry {len(episodes[index][0])} "
+                "(rebuild the cache with `wm cache`)"
+            )
+        positions.append(term(torch.zeros(len(frames), 1, 0), frames))  # [T+1, 1, 2]
+    return [
+        (np.concatenate([z, positions[i % n].numpy().astype(z.dtype)], axis=-1), states, actions)
+        for i, (z, states, actions) in enumerate(episodes)
+    ]

@@ -19,6 +19,7 @@ from worldmodel.common.devices import is_cuda, resolve_device
 from worldmodel.config.schema import Config
 from worldmodel.models.ac_predictor import ACPredictorConfig
 from worldmodel.models.encoders import encoder_path, load_encoder
+from worldmodel.models.object_locator import ObjectTerm
 from worldmodel.models.readout import apply_readout
 from worldmodel.models.world_model import PREDICTOR_FILE, PREDICTOR_FORMAT
 from worldmodel.training.ac_data import (
@@ -27,6 +28,7 @@ from worldmodel.training.ac_data import (
     predictor_config,
     readout_predictor_config,
     training_windows,
+    with_object_positions,
 )
 from worldmodel.training.ac_module import ACModule
 from worldmodel.training.embedding_cache import cache_key
@@ -45,7 +47,16 @@ def predictor_metadata(config: Config, ac: ACPredictorConfig, key: CacheKey) -> 
         "latent_pool": str(key.latent_pool),
         "state_update": config.train.state_update,
         "readout": config.readout.kind,
-    }
+    } | object_metadata(config)
+
+
+def object_metadata(config: Config) -> dict[str, str]:
+    """The object term's keys, only when it is on: runs without it keep the header they always had
+    (stored benchmark points hash the weights files' headers)."""
+    r = config.readout
+    if r.object_weight <= 0:
+        return {}
+    return {"object_weight": str(r.object_weight), "object_temperature": str(r.object_temperature)}
 
 
 def train(config: Config) -> Path:
@@ -62,10 +73,14 @@ def train(config: Config) -> Path:
         if config.readout.kind == "keypoints":
             assert isinstance(windows, LatentWindows)
             readout = run_readout(config, run.path, windows.episodes, key.latent_pool, save=run.owner)
-            windows = LatentWindows(
-                [(apply_readout(readout, z), s, a) for z, s, a in windows.episodes], t.clip_len
-            )
-            ac = readout_predictor_config(ac, readout)
+            episodes = [(apply_readout(readout, z), s, a) for z, s, a in windows.episodes]
+            r = config.readout
+            if r.object_weight > 0:
+                episodes = with_object_positions(
+                    episodes, t.data, ObjectTerm(r.object_weight, r.object_temperature)
+                )
+            windows = LatentWindows(episodes, t.clip_len)
+            ac = readout_predictor_config(ac, readout, object_term=r.object_weight > 0)
         torch.manual_seed(config.run.seed)
         generator = torch.Generator().manual_seed(config.run.seed)
         pinned = is_cuda(resolve_device(config.run.device))  # page-locked: the copy overlaps compute

@@ -1,0 +1,73 @@
+"""`readout.object_weight`: the AC predictor trains on keypoints + the object's (x, y), and the run's
+`WorldModel.encode` adds the same (x, y) when it plans."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from data.episodes import EpisodeReader
+from tests.worldmodel.training.tiny_runs import make_tiny_run
+from worldmodel.common.errors import ConfigError, UserError
+from worldmodel.config.schema import load_config
+from worldmodel.evaluation.evaluate import evaluate
+from worldmodel.models.object_locator import ObjectTerm, frame_colours, locate_object
+from worldmodel.models.readout import ReadoutConfig
+from worldmodel.models.world_model import WorldModel
+from worldmodel.training.ac_data import with_object_positions
+
+KEYPOINTS = ["readout.kind=keypoints", "readout.keypoints=4", "readout.steps=20"]
+
+
+def test_a_run_with_an_object_term_encodes_and_plans_with_the_object(tiny_dataset, tmp_path) -> None:
+    run = make_tiny_run(tmp_path, tiny_dataset, *KEYPOINTS, "readout.object_weight=16", name="obj")
+    wm = WorldModel.from_run(run)
+    assert wm.predictor.cfg.embed_dim == 8 + 2 and wm.metadata["object_weight"] == "16.0"
+    frames = torch.from_numpy(EpisodeReader(tiny_dataset).read_frames(0)[:5])
+    z = wm.encode(frames)
+    assert z.shape == (5, 1, 10)
+    expected = 16 * locate_object(frames, frame_colours(frames))
+    torch.testing.assert_close(z[:, 0, 8:], expected)
+    config = load_config(
+        [f"world_model={run}", "rows=[learned]", "tasks=[jepa_wm/Push-v0]", "episodes=1", "budget=2",
+         "plan.samples=8", "plan.iterations=1"],
+        section="eval",
+    )  # fmt: skip
+    [learned] = evaluate(config, progress=False)
+    assert len(learned.energies[0]) == 2 and np.isfinite(learned.energies[0]).all()
+
+
+def test_a_run_without_it_keeps_its_header_and_width(tiny_dataset, tmp_path) -> None:
+    wm = WorldModel.from_run(make_tiny_run(tmp_path, tiny_dataset, *KEYPOINTS, name="plain"))
+    assert wm.predictor.cfg.embed_dim == 8 and wm.object_term is None
+    assert not any(key.startswith("object") for key in wm.metadata)
+
+
+def test_object_positions_join_every_cache_entry_copies_included(tiny_dataset) -> None:
+    reader = EpisodeReader(tiny_dataset)
+    n = len(reader)
+    lengths = [len(reader.read_states(i)) for i in range(n)]
+    episodes = [
+        (np.full((t, 1, 4), c, np.float32), np.zeros((t, 3)), np.zeros((t - 1, 2)))
+        for c in range(2)
+        for t in lengths
+    ]
+    joined = with_object_positions(episodes, str(tiny_dataset), ObjectTerm(4.0))
+    frames = torch.from_numpy(reader.read_frames(0))
+    expected = 4.0 * locate_object(frames, frame_colours(frames))
+    for copy in (0, 1):
+        latents = joined[copy * n][0]
+        assert latents.shape == (lengths[0], 1, 6) and (latents[..., :4] == copy).all()
+        np.testing.assert_allclose(latents[:, 0, 4:], expected.numpy(), rtol=1e-5, atol=1e-6)
+    with pytest.raises(UserError, match="rebuild it with `wm cache`"):
+        with_object_positions(episodes[:-1], str(tiny_dataset), ObjectTerm(4.0))
+
+
+def test_object_weight_needs_the_keypoint_readout() -> None:
+    with pytest.raises(
+        ConfigError, match="'readout.object_weight': expected 0 unless readout.kind=keypoints"
+    ):
+        ReadoutConfig(object_weight=2.0).validate()
+    with pytest.raises(ConfigError, match="'readout.object_temperature': expected a number > 0"):
+        ReadoutConfig(kind="keypoints", object_weight=2.0, object_temperature=0.0).validate()
