@@ -58,9 +58,12 @@ class ObjectTerm:
     weight: float
     temperature: float = 0.01
 
+    def positions(self, images: Tensor) -> Tensor:
+        """uint8 `[B, H, W, 3]` -> the object's weighted `[B, 2]` (x, y)."""
+        return self.weight * locate_object(images, frame_colours(images), self.temperature)
+
     def __call__(self, latents: Tensor, images: Tensor) -> Tensor:
-        xy = locate_object(images, frame_colours(images), self.temperature)
-        return join_object(latents, self.weight * xy)
+        return join_object(latents, self.positions(images))
 
     def wrap(self, encode: Callable[[Tensor], Tensor]) -> Callable[[Tensor], Tensor]:
         """`encode` (uint8 images -> `[B, N, D]`) with the object term joined: `[B, N, D + 2]`."""

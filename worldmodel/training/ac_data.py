@@ -233,8 +233,8 @@ def with_object_positions(episodes: list[Episode], data: str, term: ObjectTerm) 
                 f"{data}: episode {index} has {len(frames)} frames, its cache entry {len(episodes[index][0])} "
                 "(rebuild the cache with `wm cache`)"
             )
-        positions.append(term(torch.zeros(len(frames), 1, 0), frames))  # [T+1, 1, 2]
+        positions.append(term.positions(frames)[:, None].numpy())  # [T+1, 1, 2]
     return [
-        (np.concatenate([z, positions[i % n].numpy().astype(z.dtype)], axis=-1), states, actions)
+        (np.concatenate([z, positions[i % n].astype(z.dtype)], axis=-1), states, actions)
         for i, (z, states, actions) in enumerate(episodes)
     ]
