@@ -82,9 +82,11 @@ def table(points: list[dict[str, Any]], answers: dict[str, dict[str, Any]]) -> s
     ]
     for panel, a in answers.items():
         ref = a["official"]
+        itself = (a["planner"], a["budget"]) == (ref["planner"], ref["budget"])
+        name = f"{a['planner']} {a['budget']}" + (" (no cheaper point does)" if itself else "")
         lines.append(
             f"| {' | '.join(panel.split(' ', 1))} | {ref['planner']} {ref['budget']} "
-            f"({ref['success_rate']:.0%}, {ref['ms_per_action']:,.0f}) | {a['planner']} {a['budget']} | "
+            f"({ref['success_rate']:.0%}, {ref['ms_per_action']:,.0f}) | {name} | "
             f"{a['success_rate']:.0%} | {a['ms_per_action']:,.0f} | {a['fraction_of_official_time']:.2f} |"
         )
     lines += [
