@@ -97,7 +97,11 @@ def episode_latents(
             cached = [z for z, _, _ in read_cache(path, indices)]
             if wm.readout is not None:  # a keypoint run caches whole token grids: read them out
                 cached = [apply_readout(wm.readout, z) for z in cached]
-            return [torch.from_numpy(z) for z in cached], f"cache {path}"
+            latents = [torch.from_numpy(z) for z in cached]
+            if wm.object_term is not None:  # the cache holds no object: locate it in the frames
+                frames = [torch.from_numpy(reader.read_frames(i)) for i in indices]
+                latents = [wm.object_term(z, f) for z, f in zip(latents, frames, strict=True)]
+            return latents, f"cache {path}"
         except DatasetError as err:
             reason = str(err)
     latents = [wm.encode(torch.from_numpy(reader.read_frames(i))).cpu() for i in indices]

@@ -12,6 +12,7 @@ from tests.worldmodel.training.tiny_runs import make_tiny_run
 from worldmodel.common.errors import ConfigError, UserError
 from worldmodel.config.schema import load_config
 from worldmodel.evaluation.evaluate import evaluate
+from worldmodel.evaluation.rollout_report import rollout_report
 from worldmodel.models.object_locator import ObjectTerm, frame_colours, locate_object
 from worldmodel.models.readout import ReadoutConfig
 from worldmodel.models.world_model import WorldModel
@@ -36,6 +37,21 @@ def test_a_run_with_an_object_term_encodes_and_plans_with_the_object(tiny_datase
     )  # fmt: skip
     [learned] = evaluate(config, progress=False)
     assert len(learned.energies[0]) == 2 and np.isfinite(learned.energies[0]).all()
+
+
+def test_the_rollout_report_reads_the_object_from_the_frames_beside_the_cache(
+    tiny_dataset, tmp_path
+) -> None:
+    """The cache holds keypoint tokens, not the object: `wm rollout-report` joins the located
+    (x, y) to them, as `encode` does, so both latent sources give the same report."""
+    run = make_tiny_run(tmp_path, tiny_dataset, *KEYPOINTS, "readout.object_weight=16", name="obj")
+    wm = WorldModel.from_run(run)
+    cached = rollout_report(wm, run, tiny_dataset, horizon=2)
+    encoded = rollout_report(wm, run, tiny_dataset, horizon=2, cache=run / "none.h5")
+    assert cached.latents.startswith("cache ") and encoded.latents.startswith("encoded")
+    for a, b in zip(cached.rows, encoded.rows, strict=True):
+        assert a.model_l1 == pytest.approx(b.model_l1, rel=2e-2)
+        assert a.copy_l1 == pytest.approx(b.copy_l1, rel=2e-2, abs=1e-3)
 
 
 def test_a_run_without_it_keeps_its_header_and_width(tiny_dataset, tmp_path) -> None:
