@@ -39,9 +39,7 @@ def test_a_run_with_an_object_term_encodes_and_plans_with_the_object(tiny_datase
     assert len(learned.energies[0]) == 2 and np.isfinite(learned.energies[0]).all()
 
 
-def test_the_rollout_report_reads_the_object_from_the_frames_beside_the_cache(
-    tiny_dataset, tmp_path
-) -> None:
+def test_the_rollout_report_reads_the_object_from_the_frames_beside_the_cache(tiny_dataset, tmp_path) -> None:
     """The cache holds keypoint tokens, not the object: `wm rollout-report` joins the located
     (x, y) to them, as `encode` does, so both latent sources give the same report."""
     run = make_tiny_run(tmp_path, tiny_dataset, *KEYPOINTS, "readout.object_weight=16", name="obj")
