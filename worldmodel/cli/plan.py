@@ -73,6 +73,9 @@ def eval_command(overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP
     keys: plan.* (plan.output = mean | best for the learned row). Outputs go to runs/eval/<eval.name>/.
     The learned and shooting rows use eval.world_model, by default the active preset's AC run
     <run.root>/ac/<run.name> (what `wm demo` trains). Bare keys mean the same as under `wm plan`.
+    Learned rows also get a forecast check (results.json `forecast_vs_copy`): the model's next latent
+    under the actions it executed against the one observed, over copying; near 1 means the planner
+    is picking the model's errors, however well `wm rollout-report` scores it on logged data.
     """
     config = load_evaluation_config(overrides)
     use_threads(config.run.num_threads)
@@ -119,6 +122,15 @@ def print_eval_table(results: list, config) -> None:
             distance_text(r.mean_final_distance_cm), steps, f"{r.ms_per_action:.0f}", r.planner,
         )  # fmt: skip
     console.print(table)
+    checked = [r for r in results if r.forecast_vs_copy is not None]
+    if checked:
+        ratios = ", ".join(f"{r.task.split('/')[-1]} {r.forecast_vs_copy:.2f}" for r in checked)
+        console.print(
+            f"forecast check, learned rows (the next latent under the executed actions, model / copy "
+            f"L1; near 1 or above: the planner picks the model's errors): {ratios}",
+            markup=False,
+            highlight=False,
+        )
     if any(r.row in ("oracle", "simulator") for r in results):
         console.print(
             f"note: oracle/simulator rows roll candidates through the real simulator with "

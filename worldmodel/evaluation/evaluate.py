@@ -67,6 +67,8 @@ class RowResult:
     planner: str
     energies: list[list[float]]
     episode: EpisodeClip | None = None  # first episode's frames, for report.html only
+    # Learned rows: forecast / copy L1 of the next latent under the executed actions (mpc.ForecastCheck).
+    forecast_vs_copy: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         """Every field but the episode frames."""
@@ -203,6 +205,7 @@ def summarise(
         planner=planner_label(planner),
         energies=[o.energies for o in outcome.outcomes],
         episode=episode,
+        forecast_vs_copy=None if outcome.forecast is None else outcome.forecast.ratio,
     )
 
 

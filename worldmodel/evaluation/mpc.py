@@ -20,6 +20,7 @@ from envs.protocol import info_distance
 from envs.registration import make_env
 from planners import Planner, PlanResult, WorldModel
 from worldmodel.evaluation.episode_latents import episode_latents
+from worldmodel.models.world_model import WorldModel as LearnedWorldModel
 
 
 @dataclass
@@ -36,10 +37,35 @@ class EpisodeOutcome:
 
 
 @dataclass
+class ForecastCheck:
+    """Does the learned model's forecast come true on the planner's own actions? Mean L1 of the
+    latent it predicts after the executed actions, and of copying the latent before them, against
+    the latent observed next. Play data can be forecast well while the argmin over hundreds of
+    candidates picks the model's errors (benchmarks/experiments.md §57): ratio near 1 or above."""
+
+    model_l1: float = 0.0
+    copy_l1: float = 0.0
+    steps: int = 0  # episode steps compared
+
+    def add(self, forecast: torch.Tensor, before: torch.Tensor, after: torch.Tensor) -> None:
+        """Latents `[E,N,D]`: predicted after the actions, observed before and after them."""
+        forecast, before, after = forecast.float(), before.float(), after.float()
+        self.model_l1 += float((forecast - after).abs().flatten(1).mean(1).sum())
+        self.copy_l1 += float((before - after).abs().flatten(1).mean(1).sum())
+        self.steps += len(after)
+
+    @property
+    def ratio(self) -> float | None:
+        """Model / copy L1 (< 1: better than copying); None before any step or when nothing moved."""
+        return self.model_l1 / self.copy_l1 if self.steps and self.copy_l1 > 0 else None
+
+
+@dataclass
 class MPCResult:
     outcomes: list[EpisodeOutcome]
     ms_per_action: float  # planning wall time per executed action, per episode batch
     plan_seconds: float
+    forecast: ForecastCheck | None = None  # learned world models only
 
     @property
     def success_rate(self) -> float:
@@ -89,13 +115,22 @@ def run_mpc(
         for outcome, goal in zip(outcomes, goals, strict=True):
             outcome.goal = np.asarray(goal).copy()
     plan_seconds, step = 0.0, 0
+    forecast = ForecastCheck() if isinstance(wm, LearnedWorldModel) else None
+    pending: tuple[torch.Tensor, torch.Tensor] | None = None  # (forecast, latents before the actions)
     while step < budget:
         z_obs = latents.observe(envs, observations)
+        if forecast is not None and pending is not None:
+            forecast.add(*pending, z_obs)
         states = torch.from_numpy(np.stack([o["state"] for o in observations])).to(z_obs.device)
         planned = plan_step(planner, wm, z_obs, states, z_goals, step, budget)
         plan_seconds += planned.seconds
         result, plan = planned.result, planned.actions
-        for k in range(min(execute, budget - step, plan.shape[1])):
+        executed = min(execute, budget - step, plan.shape[1])
+        if forecast is not None:
+            with torch.no_grad():
+                actions = torch.from_numpy(plan[:, :executed]).to(states)
+                pending = (wm.rollout(z_obs, states, actions)[:, -1], z_obs)
+        for k in range(executed):
             for e, env in enumerate(envs):
                 if record:
                     outcomes[e].frames.append(observations[e]["pixels"])
@@ -116,7 +151,7 @@ def run_mpc(
             outcomes[e].frames.append(observations[e]["pixels"])
         env.close()
     actions_taken = max(budget, 1)
-    return MPCResult(outcomes, 1000 * plan_seconds / actions_taken, plan_seconds)
+    return MPCResult(outcomes, 1000 * plan_seconds / actions_taken, plan_seconds, forecast)
 
 
 @dataclass
