@@ -126,7 +126,7 @@ def run_mpc(
         plan_seconds += planned.seconds
         result, plan = planned.result, planned.actions
         executed = min(execute, budget - step, plan.shape[1])
-        if forecast is not None:
+        if forecast is not None and step + executed < budget:  # the last step's is never observed
             with torch.no_grad():
                 actions = torch.from_numpy(plan[:, :executed]).to(states)
                 pending = (wm.rollout(z_obs, states, actions)[:, -1], z_obs)

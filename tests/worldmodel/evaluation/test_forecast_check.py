@@ -25,21 +25,20 @@ def test_a_perfect_forecast_scores_zero_and_copying_scores_one() -> None:
     assert ForecastCheck().ratio is None  # nothing compared yet
 
 
-def _learned(run):
-    config = load_config(
-        [f"world_model={run}", "plan.samples=8", "plan.iterations=2"], section=("eval", "plan")
-    )
+def _row(row: str, *overrides: str):
+    """The world model, planner and env kwargs `wm eval` builds for `row` on Reach."""
+    config = load_config(["plan.samples=8", "plan.iterations=2", *overrides], section=("eval", "plan"))
     kwargs = env_kwargs_for(ENV, config)
     probe = make_env(ENV, **kwargs)
-    planner = build_planner(config, probe, "learned")
-    wm = build_world_model("learned", ENV, kwargs, config, probe.action_space)
+    planner = build_planner(config, probe, row)
+    wm = build_world_model(row, ENV, kwargs, config, probe.action_space)
     probe.close()
     return wm, planner, kwargs
 
 
 def test_run_mpc_pairs_each_forecast_with_the_next_observation(tiny_dataset, tmp_path, monkeypatch) -> None:
     """Recomputed from the loop's own latents and plans: forecast of step t against the latent of t + 1."""
-    wm, planner, kwargs = _learned(make_tiny_run(tmp_path, tiny_dataset))
+    wm, planner, kwargs = _row("learned", f"world_model={make_tiny_run(tmp_path, tiny_dataset)}")
     seen: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
     plan_step = mpc.plan_step
 
@@ -65,10 +64,5 @@ def test_run_mpc_pairs_each_forecast_with_the_next_observation(tiny_dataset, tmp
 
 
 def test_simulator_rows_have_no_forecast_check() -> None:
-    config = load_config(["plan.samples=4", "plan.iterations=1"], section=("eval", "plan"))
-    kwargs = env_kwargs_for(ENV, config)
-    probe = make_env(ENV, **kwargs)
-    planner = build_planner(config, probe, "oracle")
-    wm = build_world_model("oracle", ENV, kwargs, config, probe.action_space)
-    probe.close()
+    wm, planner, kwargs = _row("oracle")
     assert mpc.run_mpc(ENV, wm, planner, [1_000_000], 2, kwargs).forecast is None
