@@ -48,7 +48,8 @@ from worldmodel.evaluation.demo import say
 from worldmodel.evaluation.evaluate import evaluate, wilson_interval
 from worldmodel.evaluation.rows import SIMULATOR_ROWS, preset_world_model
 from worldmodel.models.checkpoints import safetensors_metadata
-from worldmodel.models.world_model import PREDICTOR_FILE, is_ac_run
+from worldmodel.models.predictor_file import PREDICTOR_FILE, member_files
+from worldmodel.models.world_model import is_ac_run
 
 ROWS = ("simulator", "learned")
 OFFICIAL_BUDGET = "256x5"
@@ -196,6 +197,8 @@ NEUTRAL_KEYS = {
     ("eval", "object_temperature"): 0.01,
     ("readout", "object_weight"): 0.0,
     ("readout", "object_temperature"): 0.01,
+    ("train", "ensemble"): 1,
+    ("plan", "disagreement_weight"): 0.0,
 }
 
 
@@ -218,18 +221,22 @@ def fingerprint(config: Config) -> str:
     for section in PREDICTOR_ONLY_SECTIONS if simulator else ():
         del settings[section]
     digest = hashlib.sha256(OmegaConf.to_yaml(settings).encode())
+    run = Path(config.eval.world_model)
+    members = set(member_files(run)) if run.is_dir() else set()
     for file in weight_files(config, simulator):
-        digest.update(file.name.encode() + weights_digest(file))
+        name = f"{file.parent.name}/{file.name}" if file in members else file.name
+        digest.update(name.encode() + weights_digest(file))
     return digest.hexdigest()
 
 
 def weight_files(config: Config, simulator: bool) -> list[Path]:
-    """The weights files of the point's runs; for the simulator row the encoder the predictor names
-    (the encoder and readout are all it loads) in place of the predictor."""
+    """The weights files of the point's runs (an ensemble's members included); for the simulator row
+    the encoder the predictor names (the encoder and readout are all it loads) in place of the
+    predictors."""
     files: list[Path] = []
     for name in (config.eval.world_model, config.eval.encoder):
         path = Path(name)
-        files += sorted(path.glob("*.safetensors")) if path.is_dir() else [path]
+        files += sorted(path.glob("*.safetensors")) + member_files(path) if path.is_dir() else [path]
     if simulator:
         for predictor in [f for f in files if f.name == PREDICTOR_FILE and f.is_file()]:
             encoder = Path(safetensors_metadata(predictor).get("encoder", ""))

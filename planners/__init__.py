@@ -15,9 +15,9 @@ from planners.base import PlannerBase, shift_plan
 from planners.bounds import ActionBounds
 from planners.cem import CEMPlanner
 from planners.config import PLANNER_NAMES, PlannerConfig
-from planners.energies import ENERGIES, AllStepsL1, Energy, last_frame_l1, make_energy
+from planners.energies import ENERGIES, AllStepsL1, Energy, disagreement, last_frame_l1, make_energy
 from planners.gradient import GradientPlanner
-from planners.interface import Planner, PlanResult, StatePredictingWorldModel, WorldModel
+from planners.interface import EnsembleWorldModel, Planner, PlanResult, StatePredictingWorldModel, WorldModel
 from planners.mppi import MPPIPlanner
 from planners.random_shooting import RandomShootingPlanner
 from planners.rollouts import evaluate_energies, rollout_in_chunks
@@ -74,6 +74,7 @@ __all__ = [
     "CEMPlanner",
     "ConfigError",
     "Energy",
+    "EnsembleWorldModel",
     "GradientPlanner",
     "MPPIPlanner",
     "PlanResult",
@@ -82,6 +83,7 @@ __all__ = [
     "RandomShootingPlanner",
     "StatePredictingWorldModel",
     "WorldModel",
+    "disagreement",
     "evaluate_energies",
     "last_frame_l1",
     "make_energy",

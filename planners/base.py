@@ -144,7 +144,11 @@ class PlannerBase:
         self.config = config
         self._bounds = bounds
         self.energy_fn = energy_fn or make_energy(
-            config.energy, config.discount, config.proprio_weight, config.action_cost
+            config.energy,
+            config.discount,
+            config.proprio_weight,
+            config.action_cost,
+            config.disagreement_weight,
         )
         self._generators: list[torch.Generator] = []
         self._prev_plan: Tensor | None = None  # [E,H,A]

@@ -41,6 +41,10 @@ class PlannerConfig:
     proprio_weight: float = 0.0
     # Control cost: action_cost x mean |action| added to each candidate's energy (0 = official).
     action_cost: float = 0.0
+    # Ensemble world models (`train.ensemble` > 1): weight x the members' disagreement (their std,
+    # planners/energies.py) added to each candidate's energy, so plans stay where the model was
+    # trained; 0 = score the members' mean only. No effect on a single predictor.
+    disagreement_weight: float = 0.0
     # Hold a 7-D arm's rotation dims at 0, as the official planner; applied by whoever builds the
     # planner's action bounds from the env (worldmodel/evaluation/rows.py).
     fix_rotation: bool = True
@@ -98,6 +102,12 @@ class PlannerConfig:
         _check(0 < self.discount <= 1, p + "discount", "a number in (0, 1]", self.discount)
         _check(self.proprio_weight >= 0, p + "proprio_weight", "a number >= 0", self.proprio_weight)
         _check(self.action_cost >= 0, p + "action_cost", "a number >= 0", self.action_cost)
+        _check(
+            self.disagreement_weight >= 0,
+            p + "disagreement_weight",
+            "a number >= 0",
+            self.disagreement_weight,
+        )
         _check(self.output in OUTPUTS, p + "output", " | ".join(OUTPUTS), self.output)
         _check(self.min_std >= 0, p + "min_std", "a number >= 0", self.min_std)
         if self.planner == "cem":

@@ -2,7 +2,8 @@
 
 A score compares predicted tokens with the goal tokens: `last_frame_l1` is the V-JEPA 2-AC
 default, `AllStepsL1(discount)` scores every step. An `Energy` adds, when asked to, a weighted L1
-on predicted proprio states and a control cost; it says itself whether it needs predicted states.
+on predicted proprio states, a control cost, and for an ensemble world model the members'
+disagreement; it says itself whether it needs predicted states or every member's rollout.
 """
 
 from __future__ import annotations
@@ -44,9 +45,19 @@ class AllStepsL1:
         return (per_step * weights).sum(1) / weights.sum()
 
 
+def disagreement(members: Tensor) -> Tensor:
+    """Members' rollouts [K,B,H,N,D] -> [B]: their standard deviation, averaged over steps and dims.
+
+    Where the members disagree, the data did not pin the prediction down: a planner that seeks low
+    energy there is exploiting the model's errors rather than finding a way to the goal."""
+    return members.std(0).flatten(1).mean(1)
+
+
 @dataclass(frozen=True)
 class Energy:
-    """score + proprio_weight x L1(last predicted state, goal state) + action_cost x mean |action|.
+    """score + proprio_weight x L1(last predicted state, goal state) + action_cost x mean |action|
+    (+ disagreement_weight x `disagreement` of an ensemble's members, added by the caller that rolls
+    them out: planners/rollouts.py).
 
     The proprio term is skipped when no predicted states or no goal state are given. The action
     cost makes holding still win where the latent energy is flat near the goal, while the score's
@@ -56,6 +67,7 @@ class Energy:
     score: Score = last_frame_l1
     proprio_weight: float = 0.0
     action_cost: float = 0.0
+    disagreement_weight: float = 0.0
 
     @property
     def needs_states(self) -> bool:
@@ -80,13 +92,18 @@ class Energy:
 
 
 def make_energy(
-    name: str = "last_frame_l1", discount: float = 1.0, proprio_weight: float = 0.0, action_cost: float = 0.0
+    name: str = "last_frame_l1",
+    discount: float = 1.0,
+    proprio_weight: float = 0.0,
+    action_cost: float = 0.0,
+    disagreement_weight: float = 0.0,
 ) -> Energy:
-    """The energy named by the config's `energy` / `discount` / `proprio_weight` / `action_cost`."""
+    """The energy named by the config's `energy` / `discount` / `proprio_weight` / `action_cost` /
+    `disagreement_weight`."""
     if name == "last_frame_l1":
         score: Score = last_frame_l1
     elif name == "all_steps_l1":
         score = AllStepsL1(discount)
     else:
         raise ConfigError(f"config key 'energy': expected one of {', '.join(ENERGIES)}, got {name!r}")
-    return Energy(score, proprio_weight, action_cost)
+    return Energy(score, proprio_weight, action_cost, disagreement_weight)

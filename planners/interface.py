@@ -39,6 +39,17 @@ class StatePredictingWorldModel(WorldModel, Protocol):
         ...
 
 
+@runtime_checkable
+class EnsembleWorldModel(StatePredictingWorldModel, Protocol):
+    """Optional extra: K predictors (their mean is `rollout`) enable the disagreement energy term."""
+
+    ensemble_size: int
+
+    def rollout_members(self, z0: Tensor, state0: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
+        """Each member's rollout [K,B,H,N,D], and predicted states [B,H,S]."""
+        ...
+
+
 @dataclass
 class PlanResult:
     """One planning call over E episodes."""

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor
 
-from planners.energies import Energy
-from planners.interface import StatePredictingWorldModel, WorldModel
+from planners.energies import Energy, disagreement
+from planners.interface import EnsembleWorldModel, StatePredictingWorldModel, WorldModel
 
 # Auto chunking on the CPU: at most CPU_TOKEN_ROWS // tokens-per-frame rows per wm.rollout call.
 # A CPU rollout's KV cache grows with rows x tokens; past a point it no longer fits the caches and
@@ -83,7 +83,12 @@ def chunk_energy(
     goal_state: Tensor | None = None,
 ) -> Tensor:
     """Energies [B] of one batch of sequences [B,H,A]; predicted states only if the energy needs them
-    (and the world model predicts them and a goal state is given)."""
+    (and the world model predicts them and a goal state is given); an ensemble's members each rolled
+    out when the energy weighs their disagreement (the score then sees their mean)."""
+    if energy.disagreement_weight > 0 and isinstance(wm, EnsembleWorldModel) and wm.ensemble_size > 1:
+        members, pred_states = wm.rollout_members(z0, state0, actions)
+        score = energy(members.mean(0), z_goal, actions, pred_states, goal_state)
+        return score + energy.disagreement_weight * disagreement(members)
     if goal_state is not None and energy.needs_states and isinstance(wm, StatePredictingWorldModel):
         pred, pred_states = wm.rollout_with_states(z0, state0, actions)
         return energy(pred, z_goal, actions, pred_states, goal_state)

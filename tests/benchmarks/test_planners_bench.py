@@ -164,6 +164,13 @@ def test_a_stored_point_is_reused_only_while_its_weights_hold_the_same_bytes(tmp
     assert fingerprint(config) == before
     (run / "predictor.safetensors").write_bytes(b"weightz")
     assert fingerprint(config) != before
+    changed = fingerprint(config)
+    (run / "member1").mkdir()  # an ensemble's members are weights of the point too
+    (run / "member1" / "predictor.safetensors").write_bytes(b"member")
+    assert fingerprint(config) != changed
+    member = fingerprint(config)
+    (run / "member1" / "predictor.safetensors").write_bytes(b"membex")
+    assert fingerprint(config) != member
 
 
 def test_a_points_file_that_is_not_one_is_one_line(tmp_path) -> None:

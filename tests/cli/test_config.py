@@ -54,6 +54,8 @@ def test_yaml_file_as_preset(tmp_path) -> None:
         (["preset=nope"], "unknown preset 'nope'"),
         (["novalue"], "expected key=value"),
         (["train.loss_exp=3"], "train.loss_exp"),
+        (["train.ensemble=0"], "config key 'train.ensemble': expected an integer >= 1"),
+        (["plan.disagreement_weight=-2"], "config key 'plan.disagreement_weight': expected a number >= 0"),
         (["plan.output=median"], "plan.output"),
         (["eval.sim_output=first"], "eval.sim_output"),
         (["eval.object_weight=-1"], "config key 'eval.object_weight': expected a number >= 0"),

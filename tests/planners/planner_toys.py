@@ -70,6 +70,40 @@ class StatefulToyWorldModel(ToyWorldModel):
         return self.latent(pos), pos
 
 
+class EnsembleToyWorldModel(StatefulToyWorldModel):
+    """K members that agree on every action dim but dim 1, which moves x with gain `gains[k]`:
+    along x, dim 0 (gain 0.5 in every member) is slow and certain, dim 1 fast on average only."""
+
+    def __init__(self, gains: tuple[float, ...] = (1.0, 2.0, 3.0), seed: int = 0) -> None:
+        super().__init__(seed)
+        self.gains = gains
+        self.ensemble_size = len(gains)
+
+    def member_positions(self, state0: Tensor, actions: Tensor) -> Tensor:
+        """[K,B,H,S]: each member's positions."""
+        pos = []
+        for gain in self.gains:
+            dynamics = self.dynamics.clone()
+            dynamics[0, 0] = 0.5
+            dynamics[1] = 0.0
+            dynamics[1, 0] = gain
+            pos.append(state0[:, None] + torch.cumsum(_matmul(actions, dynamics), dim=1))
+        return torch.stack(pos)
+
+    def rollout_members(self, z0: Tensor, state0: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
+        self.check_rows(z0, state0, actions)
+        self.calls.append(actions.shape[0])
+        pos = self.member_positions(state0, actions)
+        return self.latent(pos), pos.mean(0)
+
+    def rollout_with_states(self, z0: Tensor, state0: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
+        members, states = self.rollout_members(z0, state0, actions)
+        return members.mean(0), states
+
+    def rollout(self, z0: Tensor, state0: Tensor, actions: Tensor) -> Tensor:
+        return self.rollout_with_states(z0, state0, actions)[0]
+
+
 def problem(wm: ToyWorldModel, episodes: int = 1, seed: int = 0) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Start states, their latents, goal positions (reachable in 5 steps of <= 0.1) and goal latents."""
     g = torch.Generator().manual_seed(seed)

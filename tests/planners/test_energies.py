@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import pytest
 import torch
-from planner_toys import StatefulToyWorldModel, ToyWorldModel
+from planner_toys import EnsembleToyWorldModel, StatefulToyWorldModel, ToyWorldModel
 
 from planners import (
     AllStepsL1,
     Energy,
+    EnsembleWorldModel,
     WorldModel,
+    disagreement,
     evaluate_energies,
     last_frame_l1,
     make_energy,
@@ -106,3 +108,37 @@ def test_action_cost_adds_the_mean_absolute_action_of_each_candidate() -> None:
     assert costly[0, 0] == plain[0, 0] == 0.0  # holding still costs nothing
     both = make_energy("last_frame_l1", proprio_weight=1.0, action_cost=0.5)
     assert both.needs_states and both.action_cost == 0.5  # the energy declares both terms
+
+
+def test_disagreement_is_the_members_std_averaged_over_steps_and_dims() -> None:
+    members = torch.tensor([[[[[0.0, 2.0]]]], [[[[2.0, 2.0]]]]])  # K=2, B=1, H=1, N=1, D=2
+    assert disagreement(members).tolist() == pytest.approx([(2**0.5 + 0.0) / 2])
+
+
+def test_an_ensemble_is_scored_on_its_mean_plus_the_weighted_disagreement() -> None:
+    wm = EnsembleToyWorldModel()
+    assert isinstance(wm, EnsembleWorldModel)
+    state = torch.zeros(1, 4)
+    z, goal = wm.latent(state), wm.latent(state + 0.1)
+    candidates = 0.05 * torch.randn(1, 6, 3, 7, generator=torch.Generator().manual_seed(0))
+    plain, _ = evaluate_energies(wm, make_energy("all_steps_l1"), z, state, goal, candidates)
+    members, _ = wm.rollout_members(z.expand(6, -1, -1), state.expand(6, -1), candidates[0])
+    torch.testing.assert_close(plain[0], AllStepsL1()(members.mean(0), goal.expand(6, -1, -1)))
+    weighted, _ = evaluate_energies(
+        wm, make_energy("all_steps_l1", disagreement_weight=3.0), z, state, goal, candidates, max_batch=4
+    )
+    torch.testing.assert_close(weighted - plain, 3.0 * disagreement(members)[None])
+    # only action dim 1 splits the members: candidates that leave it at 0 pay nothing
+    candidates[..., 1] = 0.0
+    calm, _ = evaluate_energies(wm, make_energy(disagreement_weight=3.0), z, state, goal, candidates)
+    torch.testing.assert_close(calm, evaluate_energies(wm, make_energy(), z, state, goal, candidates)[0])
+
+
+def test_a_single_predictor_ignores_the_disagreement_weight() -> None:
+    wm = StatefulToyWorldModel()
+    state = torch.zeros(1, 4)
+    z, goal = wm.latent(state), wm.latent(state + 0.1)
+    candidates = 0.05 * torch.randn(1, 5, 3, 7, generator=torch.Generator().manual_seed(1))
+    plain, _ = evaluate_energies(wm, make_energy(), z, state, goal, candidates)
+    weighted, _ = evaluate_energies(wm, make_energy(disagreement_weight=3.0), z, state, goal, candidates)
+    torch.testing.assert_close(weighted, plain)

@@ -28,6 +28,7 @@ from planners import PLANNERS, ActionBounds, PlannerConfig, make_planner, plan_c
         ("cem", {"momentum_mean": 1.0}, "'plan.momentum_mean': expected a number in [0, 1)"),
         ("cem", {"energy": "l2"}, "'plan.energy': expected last_frame_l1 | all_steps_l1"),
         ("cem", {"output": "median"}, "'plan.output': expected mean | best"),
+        ("cem", {"disagreement_weight": -1.0}, "'plan.disagreement_weight': expected a number >= 0"),
         ("mppi", {"temperature": 0.0}, "'plan.temperature': expected a number > 0"),
         ("gradient", {"samples": 0}, "'plan.samples': expected an integer >= 1"),
         ("gradient", {"lr": -1.0}, "'plan.lr'"),

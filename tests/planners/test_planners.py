@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from planner_toys import StatefulToyWorldModel, ToyWorldModel, final_distance, problem
+from planner_toys import EnsembleToyWorldModel, StatefulToyWorldModel, ToyWorldModel, final_distance, problem
 
 from planners import ActionBounds, Energy
 from planners import make_planner as make_configured_planner
@@ -204,3 +204,21 @@ def test_cem_best_output_returns_the_lowest_energy_sample_and_beats_the_mean_on_
         final_distance(wm, start, best.actions, goal).mean()
         < final_distance(wm, start, mean.actions, goal).mean()
     )
+
+
+@pytest.mark.parametrize("name", ("cem", "mppi"))
+def test_the_disagreement_term_steers_plans_to_what_the_members_agree_on(name: str) -> None:
+    """Goal +0.4 along x: action dim 1 gets there fast but its gain differs across the members,
+    dim 0 is slow and certain. Weighing the disagreement must shift the plan's x motion to dim 0."""
+    wm = EnsembleToyWorldModel()
+    start = torch.zeros(4, 4)
+    goal = start.clone()
+    goal[:, 0] = 0.4
+    free = ActionBounds([-0.1, -0.1, 0, 0, 0, 0, 0], [0.1, 0.1, 0, 0, 0, 0, 0], fixed_dims=(2, 3, 4, 5, 6))
+    motion = {}  # net motion per action dim over the plan, mean over episodes
+    for weight in (0.0, 10.0):
+        planner = make_planner(name, bounds=free, samples=64, iterations=4, disagreement_weight=weight)
+        actions = planner.plan(wm, wm.latent(start), start, wm.latent(goal)).actions
+        motion[weight] = actions[..., :2].sum(1).mean(0)
+    assert motion[10.0][1] < 0.5 * motion[0.0][1]
+    assert motion[10.0][0] > motion[0.0][0]

@@ -302,7 +302,9 @@ def train_command(overrides: list[str] = typer.Argument(None, help=OVERRIDES_HEL
 
     Keys (train.*): data, encoder, cache, clip_len, batch_size, max_steps, lr, auto_steps, resume,
     loss_exp (1 = L1, 2 = squared), state_update (auto | compose | add | hold), from_cache
-    (false = encode frames on the fly), color_jitter (needs from_cache=false);
+    (false = encode frames on the fly), color_jitter (needs from_cache=false), ensemble (K
+    predictors with seeds run.seed + k, members 1.. in <run>/member<k>/; plan with
+    plan.disagreement_weight > 0 to keep plans where they agree);
     model: ac.width, ac.depth, ac.num_heads, ac.grid_h/grid_w, ac.predict_delta.
     Writes runs/ac/<run.name>/.
     """
@@ -311,7 +313,10 @@ def train_command(overrides: list[str] = typer.Argument(None, help=OVERRIDES_HEL
     adopt_user_modules(config, [config.train.encoder], load=False, datasets=[config.train.data])
     use_threads(config.run.num_threads)
     path = train(config)
-    console.print(f"predictor: {path / 'predictor.safetensors'}  metrics: {path / 'metrics.csv'}")
+    members = (
+        f" (+ {config.train.ensemble - 1} members in {path}/member*/)" if config.train.ensemble > 1 else ""
+    )
+    console.print(f"predictor: {path / 'predictor.safetensors'}{members}  metrics: {path / 'metrics.csv'}")
 
 
 app.command("eval")(eval_command)  # worldmodel/cli/plan.py

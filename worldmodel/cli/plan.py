@@ -24,6 +24,7 @@ from worldmodel.evaluation.evaluate import evaluate, write_outputs
 from worldmodel.evaluation.plan_run import check_row, prepare_episode, run_episode, write_video
 from worldmodel.evaluation.report import distance_text
 from worldmodel.evaluation.rows import WORLD_MODEL_ROWS, choose_world_model, split_text
+from worldmodel.models.predictor_file import member_files
 
 console = make_console()
 
@@ -54,7 +55,15 @@ def use_world_model(config: Config, rows: list[str], command: str) -> str:
                 f"set eval.world_model to an AC run folder"
             )
         config.eval.world_model = choice.path
-        return f"[{command}] world model {choice.path} for row {', '.join(needing)} ({choice.reason})"
+        members = len(member_files(Path(choice.path))) if Path(choice.path).is_dir() else 0
+        ensemble = (
+            f"; an ensemble of {members + 1} predictors, plan.disagreement_weight={config.plan.disagreement_weight:g}"
+            if members
+            else ""
+        )
+        return (
+            f"[{command}] world model {choice.path} for row {', '.join(needing)} ({choice.reason}{ensemble})"
+        )
     parts = []
     if "simulator" in rows:
         parts.append(f"row simulator: latent '{config.eval.encoder}' (eval.encoder) with simulator dynamics")
@@ -70,7 +79,8 @@ def eval_command(overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP
 
     Keys (eval.*): tasks, episodes, budget (MPC steps), split,
     rows (oracle | simulator | learned, and the baselines random | shooting), encoder, latent_grid, sim_samples, sim_iterations, sim_output (mean | best), object_weight (simulator row: the object's position found by colour joins the latent; 16 plans Push), name; planner
-    keys: plan.* (plan.output = mean | best for the learned row). Outputs go to runs/eval/<eval.name>/.
+    keys: plan.* (plan.output = mean | best for the learned row; plan.disagreement_weight weighs an
+    ensemble run's disagreement, `wm train train.ensemble=3`). Outputs go to runs/eval/<eval.name>/.
     The learned and shooting rows use eval.world_model, by default the active preset's AC run
     <run.root>/ac/<run.name> (what `wm demo` trains). Bare keys mean the same as under `wm plan`.
     Learned rows also get a forecast check (results.json `forecast_vs_copy`): the model's next latent

@@ -270,6 +270,10 @@ class TrainConfig:
     # rotation composes as the arm env does) | add (every dim adds) | hold | auto (compose for 7-D
     # actions and states, else hold). See worldmodel/models/world_model.py.
     state_update: str = "auto"
+    # Predictors trained (one after another, seeds run.seed + k) on the same latents and readout:
+    # > 1 makes the run an ensemble (members 1.. in <run>/member<k>/), whose planner can weigh the
+    # members' disagreement (plan.disagreement_weight). Training time grows K-fold.
+    ensemble: int = 1
 
     def validate(self) -> None:
         updates = ("auto", "compose", "add", "hold")  # worldmodel.models.world_model.STATE_UPDATES
@@ -292,6 +296,7 @@ class TrainConfig:
         )
         _check(self.loss_exp in (1.0, 2.0), "train.loss_exp", "1 (L1) or 2 (squared)", self.loss_exp)
         _check(self.batch_size >= 1, "train.batch_size", "an integer >= 1", self.batch_size)
+        _check(self.ensemble >= 1, "train.ensemble", "an integer >= 1 (1 = one predictor)", self.ensemble)
         _check(self.max_steps >= 1, "train.max_steps", "an integer >= 1", self.max_steps)
         _check(self.lr > 0, "train.lr", "a number > 0", self.lr)
         _check(

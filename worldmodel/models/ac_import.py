@@ -32,8 +32,8 @@ from worldmodel.models.checkpoints import (
     torch_load_mapped,
 )
 from worldmodel.models.encoder_import import ENCODER_FILE, prepare_output, write_run_file
+from worldmodel.models.predictor_file import PREDICTOR_FILE, PREDICTOR_FORMAT
 from worldmodel.models.vit import ViTConfig
-from worldmodel.models.world_model import PREDICTOR_FILE, PREDICTOR_FORMAT
 
 OFFICIAL_HEAD_DIM = 64
 OFFICIAL_GRID = 16

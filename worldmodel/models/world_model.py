@@ -1,14 +1,14 @@
 """`WorldModel`: the frozen encoder + AC predictor behind the planners' `WorldModel` protocol.
 
 Planners (`planners/base.py`) see only `encode`, `rollout`, `rollout_with_states`, `action_dim` and
-`state_dim`. `from_run` rebuilds the whole model from one AC run folder (predictor, the encoder it
-names, pooling grid, state integration, keypoint readout), so planning sees exactly what the run
-trained on; `make_encode_fn` gives any latent space by name, for probes and latent-energy rows.
+`state_dim` (and, for an ensemble, `rollout_members`). `from_run` rebuilds the whole model from one
+AC run folder (predictor, the encoder it names, pooling grid, state integration, keypoint readout,
+the ensemble's other members), so planning sees exactly what the run trained on; `make_encode_fn`
+gives any latent space by name, for probes and latent-energy rows.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,16 +18,14 @@ from torch import Tensor
 
 from worldmodel.common.errors import ConfigError, UserError
 from worldmodel.common.rotations import compose_euler
-from worldmodel.models.ac_predictor import ACCache, ACPredictor, ACPredictorConfig
-from worldmodel.models.checkpoints import load_safetensors
+from worldmodel.models.ac_predictor import ACCache, ACPredictor
 from worldmodel.models.encoders import EncodeFn, encode_frames, load_encoder, pixel_encode_fn, vit_encode_fn
 from worldmodel.models.object_locator import ObjectTerm
+from worldmodel.models.predictor_file import PREDICTOR_FILE, load_predictor, member_files
 from worldmodel.models.readout import READOUT_FILE, KeypointReadout, load_readout
 from worldmodel.models.vit import VisionTransformer, ViTConfig
 
 STATE_UPDATES = ("auto", "compose", "add", "hold")
-PREDICTOR_FILE = "predictor.safetensors"
-PREDICTOR_FORMAT = "jepa-wm.ac-predictor"
 ROTATION = slice(3, 6)  # euler-xyz dims of the default 7-D action and state
 
 
@@ -39,7 +37,8 @@ class WorldModel:
     (a side effect on the modules passed in), so gradient planning computes no weight gradients;
     pass `freeze=False` when the predictor is still being trained elsewhere. `state_update` (config
     key `train.state_update`, stored in the run): compose | add | hold (`next_state`), or auto =
-    compose for 7-D actions and states, else hold.
+    compose for 7-D actions and states, else hold. `members`: further predictors of the same config
+    (an ensemble, `train.ensemble`): `rollout` is then the members' mean, `rollout_members` each one.
     """
 
     def __init__(
@@ -57,8 +56,14 @@ class WorldModel:
         freeze: bool = True,
         readout: KeypointReadout | None = None,
         object_term: ObjectTerm | None = None,
+        members: Sequence[ACPredictor] = (),
     ) -> None:
         pcfg = predictor.cfg
+        for k, member in enumerate(members, 1):
+            if member.cfg != pcfg:
+                raise ConfigError(
+                    f"world model: ensemble member {k} has another predictor config than member 0"
+                )
         grid = encoder.cfg.img_size // encoder.cfg.patch_size
         if object_term is not None and readout is None:
             raise ConfigError("config key 'readout.object_weight': expected readout.kind=keypoints")
@@ -95,6 +100,7 @@ class WorldModel:
             )
         self.encoder = encoder.eval()
         self.predictor = predictor
+        self.predictors = [predictor, *members]  # member 0 is `predictor`
         self.readout = None if readout is None else readout.eval()
         self.object_term = object_term
         self.latent_pool = None if not latent_pool or latent_pool == grid else latent_pool
@@ -126,7 +132,7 @@ class WorldModel:
                 raise ConfigError(
                     f"config key 'ac.{name}': expected {self.action_dim} values, got {list(bound.shape)}"
                 )
-        for module in (self.encoder, self.predictor) if freeze else (self.encoder,):
+        for module in (self.encoder, *self.predictors) if freeze else (self.encoder,):
             module.requires_grad_(False)
         if self.readout is not None:
             self.readout.requires_grad_(False)
@@ -161,20 +167,13 @@ class WorldModel:
             raise UserError(
                 f"world model '{run}': no {PREDICTOR_FILE} (run `wm train` first, or let it finish)"
             )
-        state, metadata = load_safetensors(path)
-        if metadata.get("format") != PREDICTOR_FORMAT:
-            raise UserError(f"world model '{path}': metadata 'format' is not '{PREDICTOR_FORMAT}'")
-        try:
-            saved = json.loads(metadata["ac_config"])
-        except (KeyError, json.JSONDecodeError):
-            raise UserError(f"world model '{path}': metadata 'ac_config' is missing or not JSON") from None
-        known = ACPredictorConfig.__dataclass_fields__
-        predictor = ACPredictor(ACPredictorConfig(**{k: v for k, v in saved.items() if k in known}))
-        try:
-            predictor.load_state_dict(state)
-        except RuntimeError as err:
-            first = str(err).splitlines()[1].strip() if len(str(err).splitlines()) > 1 else str(err)
-            raise UserError(f"world model '{path}': weights do not fit its ac_config ({first})") from None
+        predictor, metadata = load_predictor(path)
+        members = []
+        for file in member_files(path.parent):
+            member, member_meta = load_predictor(file)
+            if member_meta.get("encoder_hash") != metadata.get("encoder_hash"):
+                raise UserError(f"world model '{file}': this ensemble member was trained on another encoder")
+            members.append(member.eval())
         try:
             encoder, encoder_meta = load_encoder(metadata.get("encoder", ""))
         except UserError as err:
@@ -205,6 +204,7 @@ class WorldModel:
             state_update=state_update or metadata.get("state_update", "auto"),
             readout=readout,
             object_term=object_term,
+            members=members,
             **kwargs,  # type: ignore[arg-type]
         )
         model.metadata = dict(metadata)
@@ -213,13 +213,18 @@ class WorldModel:
     # -- housekeeping
 
     @property
+    def ensemble_size(self) -> int:
+        return len(self.predictors)
+
+    @property
     def device(self) -> torch.device:
         return next(self.predictor.parameters()).device
 
     def to(self, device: torch.device | str) -> WorldModel:
         """Every network and the action bounds on `device` (nothing is copied there per rollout)."""
         self.encoder.to(device)
-        self.predictor.to(device)
+        for predictor in self.predictors:
+            predictor.to(device)
         if self.readout is not None:
             self.readout.to(device)
         if self.action_low is not None:
@@ -230,7 +235,8 @@ class WorldModel:
 
     def eval(self) -> WorldModel:
         self.encoder.eval()
-        self.predictor.eval()
+        for predictor in self.predictors:
+            predictor.eval()
         if self.readout is not None:
             self.readout.eval()
         return self
@@ -304,16 +310,21 @@ class WorldModel:
         return new
 
     def predict(
-        self, z: Tensor, actions: Tensor, states: Tensor, cache: ACCache | None = None
-    ) -> tuple[Tensor, ACCache]:
-        """Next-frame latents `[B,N,D]` from steps `z [B,T,N,D]`, `actions [B,T,A]`, `states [B,T,S]`.
+        self, z: Tensor, actions: Tensor, states: Tensor, cache: list[ACCache] | None = None
+    ) -> tuple[Tensor, list[ACCache]]:
+        """Next-frame latents `[B,N,D]` (an ensemble's mean) from steps `z [B,T,N,D]`, `actions [B,T,A]`,
+        `states [B,T,S]`.
 
-        Without a cache, z is the whole history; with one (returned by an earlier call), z,
-        actions and states hold only the NEW steps after the cached ones.
+        Without a cache, z is the whole history; with one (returned by an earlier call: one per
+        member), z, actions and states hold only the NEW steps after the cached ones.
         """
-        pred, cache = self.predictor.run(z, actions, states, cache=cache, return_cache=True)
-        assert cache is not None
-        return self._post(pred[:, -1]), cache
+        preds, caches = [], []
+        for predictor, past in zip(self.predictors, cache or [None] * self.ensemble_size, strict=True):
+            pred, new = predictor.run(z, actions, states, cache=past, return_cache=True)
+            assert new is not None
+            preds.append(self._post(pred[:, -1]))
+            caches.append(new)
+        return torch.stack(preds).mean(0), caches
 
     def rollout_with_states(
         self,
@@ -325,7 +336,7 @@ class WorldModel:
         past_states: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """z0 `[B,N,D]` (or history `[B,T,N,D]`), state0 `[B,S]`, actions `[B,H,A]` ->
-        (predicted latents `[B,H,N,D]`, states after each action `[B,H,S]`).
+        (predicted latents `[B,H,N,D]`, states after each action `[B,H,S]`); an ensemble's mean latents.
 
         Autoregressive and KV-cached (one predictor step per horizon step); each prediction is
         layer-normed (unless keypoint latents) and fed back, as the official planning wrapper does.
@@ -333,6 +344,31 @@ class WorldModel:
         (`past_actions [B,T-1,A]`, `past_states [B,T-1,S]`); without them zero actions and `state0`
         are assumed.
         """
+        preds, states = self._member_rollouts(z0, state0, actions, past_actions, past_states)
+        return (preds[0] if len(preds) == 1 else torch.stack(preds).mean(0)), states
+
+    def rollout_members(
+        self,
+        z0: Tensor,
+        state0: Tensor,
+        actions: Tensor,
+        *,
+        past_actions: Tensor | None = None,
+        past_states: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """Each member's own rollout: (latents `[K,B,H,N,D]`, states `[B,H,S]`); K = ensemble_size.
+        Every member feeds back its own predictions; the states are kinematic, the same for all."""
+        preds, states = self._member_rollouts(z0, state0, actions, past_actions, past_states)
+        return torch.stack(preds), states
+
+    def _member_rollouts(
+        self,
+        z0: Tensor,
+        state0: Tensor,
+        actions: Tensor,
+        past_actions: Tensor | None,
+        past_states: Tensor | None,
+    ) -> tuple[list[Tensor], Tensor]:
         if z0.dim() == 3:
             z0 = z0.unsqueeze(1)
         if z0.dim() != 4 or actions.dim() != 3 or state0.dim() != 2:
@@ -341,26 +377,41 @@ class WorldModel:
                 f"{list(z0.shape)}, {list(state0.shape)}, {list(actions.shape)}"
             )
         b, t = z0.shape[:2]
-        cache = None
         if t > 1:
             if past_actions is None:
                 past_actions = actions.new_zeros(b, t - 1, self.action_dim)
             if past_states is None:
                 past_states = state0.unsqueeze(1).expand(b, t - 1, self.state_dim)
-            _, cache = self.predictor.prefill(z0[:, :-1], past_actions, past_states)
-        z, state = z0[:, -1], state0
-        preds, states = [], []
+        state, states = state0, []
         for h in range(actions.shape[1]):
-            a = actions[:, h]
-            pred, cache = self.predictor.step(z, a, state, cache)
-            z = self._post(pred)
-            state = self.next_state(state, a)
-            preds.append(z)
+            state = self.next_state(state, actions[:, h])
             states.append(state)
-        if not preds:
+        if not states:
             n, d = z0.shape[2:]
-            return z0.new_zeros(b, 0, n, d), state0.new_zeros(b, 0, self.state_dim)
-        return torch.stack(preds, dim=1), torch.stack(states, dim=1)
+            return [z0.new_zeros(b, 0, n, d)] * self.ensemble_size, state0.new_zeros(b, 0, self.state_dim)
+        inputs = torch.stack([state0, *states[:-1]], dim=1)  # the state each action starts from
+        preds = [self._roll(p, z0, inputs, actions, past_actions, past_states) for p in self.predictors]
+        return preds, torch.stack(states, dim=1)
+
+    def _roll(
+        self,
+        predictor: ACPredictor,
+        z0: Tensor,
+        states: Tensor,
+        actions: Tensor,
+        past_actions: Tensor | None,
+        past_states: Tensor | None,
+    ) -> Tensor:
+        """One member's KV-cached rollout from history z0 `[B,T,N,D]`: `[B,H,N,D]`."""
+        cache = None
+        if z0.shape[1] > 1:
+            _, cache = predictor.prefill(z0[:, :-1], past_actions, past_states)
+        z, preds = z0[:, -1], []
+        for h in range(actions.shape[1]):
+            pred, cache = predictor.step(z, actions[:, h], states[:, h], cache)
+            z = self._post(pred)
+            preds.append(z)
+        return torch.stack(preds, dim=1)
 
     def rollout(self, z0: Tensor, state0: Tensor, actions: Tensor) -> Tensor:
         """z0 `[B,N,D]` or `[B,T,N,D]`, state0 `[B,S]`, actions `[B,H,A]` -> `[B,H,N,D]`; KV-cached."""

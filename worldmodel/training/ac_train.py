@@ -3,7 +3,9 @@
 The run exports `predictor.safetensors`, whose metadata names the encoder, the pooling grid, the
 state integration and the predictor's full config (sizes taken from the data included), so
 `WorldModel.from_run` rebuilds the whole world model from one folder. With a keypoint readout the
-readout is fitted first (training/readout_fit.py) and the predictor trains on its keypoints.
+readout is fitted first (training/readout_fit.py) and the predictor trains on its keypoints. With
+`train.ensemble` = K > 1, K - 1 more predictors train after it on the same latents, each with its
+own seed, checkpoints and export in `<run>/member<k>/` (resume=true resumes each where it stopped).
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ from worldmodel.config.schema import Config
 from worldmodel.models.ac_predictor import ACPredictorConfig
 from worldmodel.models.encoders import encoder_path, load_encoder
 from worldmodel.models.object_locator import ObjectTerm
+from worldmodel.models.predictor_file import PREDICTOR_FILE, PREDICTOR_FORMAT, member_folder
 from worldmodel.models.readout import apply_readout
-from worldmodel.models.world_model import PREDICTOR_FILE, PREDICTOR_FORMAT
+from worldmodel.models.vit import VisionTransformer
 from worldmodel.training.ac_data import (
+    FrameWindows,
     LatentWindows,
     batch_loader,
     predictor_config,
@@ -81,17 +85,44 @@ def train(config: Config) -> Path:
                 )
             windows = LatentWindows(episodes, t.clip_len)
             ac = readout_predictor_config(ac, readout, object_term=r.object_weight > 0)
-        torch.manual_seed(config.run.seed)
-        generator = torch.Generator().manual_seed(config.run.seed)
-        pinned = is_cuda(resolve_device(config.run.device))  # page-locked: the copy overlaps compute
-        loader = batch_loader(windows, t.batch_size, generator, pinned)
-        module = ACModule(ac, config, None if t.from_cache else encoder)
-        # The predictor keeps the official checkpoint's extrinsics_encoder, unused unless ac.use_extrinsics.
-        unused = not ac.use_extrinsics
-        trainer = make_trainer(
-            run, config, t.max_steps, t.checkpoint_every, t.log_every, unused, t.max_minutes
-        )
-        trainer.fit(module, train_dataloaders=loader, ckpt_path=str(resume_from) if resume_from else None)
-        trainer.save_checkpoint(run.last_checkpoint)  # the final state, for resume=true
-        run.export(PREDICTOR_FILE, module.predictor.state_dict(), predictor_metadata(config, ac, key))
+        metadata = predictor_metadata(config, ac, key)
+        fit_predictor(run, config, windows, ac, None if t.from_cache else encoder, resume_from, metadata)
+        for k in range(1, t.ensemble):
+            member_config = replace(config, run=replace(config.run, seed=config.run.seed + k), ac=ac)
+            member = RunDir(member_config, "ac", member_folder(run.path, k))
+            with member.session(member_config, t.resume) as member_resume:
+                fit_predictor(
+                    member,
+                    member_config,
+                    windows,
+                    ac,
+                    None if t.from_cache else encoder,
+                    member_resume,
+                    metadata,
+                )
     return run.path
+
+
+def fit_predictor(
+    run: RunDir,
+    config: Config,
+    windows: LatentWindows | FrameWindows,
+    ac: ACPredictorConfig,
+    encoder: VisionTransformer | None,
+    resume_from: Path | None,
+    metadata: dict[str, str],
+) -> None:
+    """Train one predictor (seeded by config.run.seed) into `run` and export its predictor.safetensors.
+    `encoder`: None to train on cached latents, else it encodes each batch's frames."""
+    t = config.train
+    torch.manual_seed(config.run.seed)
+    generator = torch.Generator().manual_seed(config.run.seed)
+    pinned = is_cuda(resolve_device(config.run.device))  # page-locked: the copy overlaps compute
+    loader = batch_loader(windows, t.batch_size, generator, pinned)
+    module = ACModule(ac, config, encoder)
+    # The predictor keeps the official checkpoint's extrinsics_encoder, unused unless ac.use_extrinsics.
+    unused = not ac.use_extrinsics
+    trainer = make_trainer(run, config, t.max_steps, t.checkpoint_every, t.log_every, unused, t.max_minutes)
+    trainer.fit(module, train_dataloaders=loader, ckpt_path=str(resume_from) if resume_from else None)
+    trainer.save_checkpoint(run.last_checkpoint)  # the final state, for resume=true
+    run.export(PREDICTOR_FILE, module.predictor.state_dict(), metadata)

@@ -54,10 +54,11 @@ class RunDir:
 
     `owner` is False in the extra processes of a multi-process run: they read the folder (to resume
     from the same checkpoint) but never lock or write it; rank 0 writes everything (Lightning's
-    loggers and `trainer.save_checkpoint` are rank-aware already)."""
+    loggers and `trainer.save_checkpoint` are rank-aware already). `path`: another folder than
+    <run.root>/<stage>/<run.name> (an ensemble member's)."""
 
-    def __init__(self, config: Config, stage: str) -> None:
-        self.path = Path(config.run.root) / stage / config.run.name
+    def __init__(self, config: Config, stage: str, path: Path | None = None) -> None:
+        self.path = path or Path(config.run.root) / stage / config.run.name
         self.stage = stage
         self.owner = is_rank_zero()
         self._lock = DatasetLock(self.path / "run")

@@ -132,7 +132,7 @@ def test_rollout_equals_full_recompute() -> None:
     torch.testing.assert_close(nxt, pred[:, 0], atol=1e-5, rtol=0)
     nxt2, cache = wm.predict(pred[:, :1], actions[:, 1:2], states[:, :1], cache)
     torch.testing.assert_close(nxt2, pred[:, 1], atol=1e-5, rtol=0)
-    assert cache.steps == 2
+    assert len(cache) == 1 and cache[0].steps == 2  # one cache per ensemble member
     # a history z0 [B,T,N,D] with its past actions/states == continuing the rollout
     hist = torch.stack([z0, pred[:, 0]], 1)
     cont, _ = wm.rollout_with_states(
