@@ -199,6 +199,7 @@ NEUTRAL_KEYS = {
     ("readout", "object_temperature"): 0.01,
     ("train", "ensemble"): 1,
     ("plan", "disagreement_weight"): 0.0,
+    ("eval", "save_episodes"): "",
 }
 
 

@@ -77,7 +77,8 @@ def use_world_model(config: Config, rows: list[str], command: str) -> str:
 def eval_command(overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP)) -> None:
     """Zero-shot goal-image evaluation: success table, results.json, plots and report.html.
 
-    Keys (eval.*): tasks, episodes, budget (MPC steps), split,
+    Keys (eval.*): tasks, episodes, budget (MPC steps), split, save_episodes (a folder: the played
+    episodes as training data, <row>_<Task>.h5; use split=train),
     rows (oracle | simulator | learned, and the baselines random | shooting), encoder, latent_grid, sim_samples, sim_iterations, sim_output (mean | best), object_weight (simulator row: the object's position found by colour joins the latent; 16 plans Push), name; planner
     keys: plan.* (plan.output = mean | best for the learned row; plan.disagreement_weight weighs an
     ensemble run's disagreement, `wm train train.ensemble=3`). Outputs go to runs/eval/<eval.name>/.
@@ -100,6 +101,8 @@ def eval_command(overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP
     paths = write_outputs(config, results, out_dir)
     for label, path in paths.items():
         console.print(f"{label}: {', '.join(map(str, path)) if isinstance(path, list) else path}")
+    if config.eval.save_episodes:
+        console.print(f"episodes: {config.eval.save_episodes}/<row>_<Task>.h5 (wm data info shows them)")
 
 
 def check_output_folder(folder: Path) -> None:

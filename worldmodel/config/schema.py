@@ -149,6 +149,10 @@ class EvalConfig:
     # closed hand behind the cube, goal. Reach has none. Default: none (the goal image only).
     subgoals: list[str] = field(default_factory=list)
     name: str = "eval"
+    # A folder: every episode played is written there (frames, states, executed actions) as an
+    # episode store per task and row, <row>_<Task>.h5, to train on the planner's own experience
+    # (play them with eval.split=train). Empty = none. (worldmodel/evaluation/episode_log.py)
+    save_episodes: str = ""
 
     def validate(self) -> None:
         _check(len(self.tasks) > 0, "eval.tasks", "a non-empty list of env ids", self.tasks)

@@ -24,6 +24,7 @@ from worldmodel.common.peak_memory import PeakMemory
 from worldmodel.common.plots import plot_energy_curves, plot_success
 from worldmodel.common.progress import ProgressReport, ProgressTask
 from worldmodel.config.schema import Config, EvalConfig, to_yaml
+from worldmodel.evaluation.episode_log import check_free, save_episodes
 from worldmodel.evaluation.mpc import EpisodeOutcome, MPCResult, run_mpc
 from worldmodel.evaluation.plan_run import write_video
 from worldmodel.evaluation.report import ReferenceRow, write_report
@@ -91,6 +92,7 @@ def evaluate(config: Config, progress: bool | str = True) -> list[RowResult]:
     `progress` (see worldmodel/common/progress.py): a bar per pair over episodes x steps with the
     episodes at success so far, or a line when a pair starts and ends."""
     results = []
+    check_free(config)
     with ProgressReport("eval", progress) as report:
         for env_id in config.eval.tasks:
             env_kwargs = env_kwargs_for(env_id, config)
@@ -124,9 +126,11 @@ def evaluate_row(
             on_step=SuccessTally(task, len(seeds)), subgoals=env_id in ev.subgoals,
         )  # fmt: skip
     task.finish(f"success {sum(o.success for o in outcome.outcomes)}/{len(seeds)}")
+    if ev.save_episodes:
+        save_episodes(outcome.outcomes, config, env_id, env_kwargs, row)
     clip = first_episode_clip(outcome.outcomes[0], probe_env)
     for o in outcome.outcomes:  # run_mpc records every episode: keep only the clip's frames
-        o.frames, o.distances, o.goal = [], [], None
+        o.frames, o.states, o.actions, o.distances, o.goal = [], [], [], [], None
     encoder = {"oracle": "-", "random": "-", "simulator": ev.encoder}.get(row, ev.world_model)
     name = Path(encoder).name or encoder
     if row == "simulator" and ev.object_weight > 0:

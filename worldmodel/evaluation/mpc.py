@@ -32,6 +32,8 @@ class EpisodeOutcome:
     steps_to_success: int | None  # first step at which the env reported success
     energies: list[float] = field(default_factory=list)  # best planned energy at each MPC step
     frames: list[np.ndarray] = field(default_factory=list)  # only when recording
+    states: list[np.ndarray] = field(default_factory=list)  # proprio state with each frame (recording)
+    actions: list[np.ndarray] = field(default_factory=list)  # executed actions (recording)
     distances: list[float] = field(default_factory=list)  # env distance after each step (recording)
     goal: np.ndarray | None = None  # the goal image planning used (recording, non-oracle)
 
@@ -132,9 +134,12 @@ def run_mpc(
                 pending = (wm.rollout(z_obs, states, actions)[:, -1], z_obs)
         for k in range(executed):
             for e, env in enumerate(envs):
+                action = plan[e, k].astype(np.float32)
                 if record:
                     outcomes[e].frames.append(observations[e]["pixels"])
-                observations[e], _, _, _, infos[e] = env.step(plan[e, k].astype(np.float32))
+                    outcomes[e].states.append(observations[e]["state"])
+                    outcomes[e].actions.append(action)
+                observations[e], _, _, _, infos[e] = env.step(action)
                 if infos[e]["is_success"] and outcomes[e].steps_to_success is None:
                     outcomes[e].steps_to_success = step + 1
                 if record:
@@ -149,6 +154,7 @@ def run_mpc(
         outcomes[e].final_distance = info_distance(infos[e])
         if record:
             outcomes[e].frames.append(observations[e]["pixels"])
+            outcomes[e].states.append(observations[e]["state"])
         env.close()
     actions_taken = max(budget, 1)
     return MPCResult(outcomes, 1000 * plan_seconds / actions_taken, plan_seconds, forecast)
