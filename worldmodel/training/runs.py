@@ -11,6 +11,7 @@ the checkpoint and says `resume=true`. One bar counts steps toward `max_steps` o
 
 from __future__ import annotations
 
+import csv
 import logging
 import math
 import os
@@ -29,6 +30,8 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ProgressBar
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+from lightning.pytorch.loggers.logger import rank_zero_experiment
 
 from data.episodes import DatasetLock
 from worldmodel.common.devices import resolve_device
@@ -320,6 +323,28 @@ def lightning_strategy(name: str, device: str, unused_parameters: bool) -> str:
     return name
 
 
+class AppendingWriter(ExperimentWriter):
+    """Lightning's CSV writer deletes an existing metrics.csv when it starts; a resumed run appends to
+    it instead, so the rows before the resume stay the run's history."""
+
+    def _check_log_dir_exists(self) -> None:
+        if self._fs.isfile(self.metrics_file_path):
+            with self._fs.open(self.metrics_file_path, "r", newline="") as handle:
+                self.metrics_keys = list(csv.DictReader(handle).fieldnames or [])
+
+
+class ResumableCSVLogger(CSVLogger):
+    """`CSVLogger` writing through `AppendingWriter`."""
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> AppendingWriter:
+        if self._experiment is None:
+            self._fs.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = AppendingWriter(log_dir=self.log_dir)
+        return self._experiment
+
+
 BAR_NAMES = {"ac": "train"}  # the bar is named after the command: `wm train` writes runs/ac/
 
 
@@ -340,7 +365,7 @@ def make_trainer(
     quiet_lightning()
     device = pick_device(config.run.device)
     loggers = [
-        CSVLogger(save_dir=str(run.path), name="", version=""),
+        ResumableCSVLogger(save_dir=str(run.path), name="", version=""),
         TensorBoardLogger(
             save_dir=str(run.path / "tensorboard"),
             name="",

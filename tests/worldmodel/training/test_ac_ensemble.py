@@ -48,7 +48,9 @@ def test_an_ensemble_run_trains_its_members_beside_member_zero(tiny_dataset, tmp
 def test_resume_keeps_finished_members_and_trains_new_ones(tiny_dataset, tmp_path) -> None:
     run = make_tiny_run(tmp_path, tiny_dataset, "train.ensemble=2", name="ens")
     before = weights(run / "member1" / "predictor.safetensors")
+    history = (run / "metrics.csv").read_text()
     make_tiny_run(tmp_path, tiny_dataset, "train.ensemble=3", "train.resume=true", name="ens")
     after = weights(run / "member1" / "predictor.safetensors")
     assert all((before[k] == after[k]).all() for k in before)
+    assert (run / "metrics.csv").read_text().startswith(history)  # member 0's log survives its resume
     assert WorldModel.from_run(run).ensemble_size == 3

@@ -53,6 +53,9 @@ def test_the_bar_counts_steps_across_epochs_and_from_the_resumed_step(tiny_datas
     out, err = capsys.readouterr()
     assert "[pretrain] tiny: resuming at step 18 of 20 ..." in out and "tiny: 20/20 steps, loss " in out, out
     assert "Epoch" not in out + err
+    with open(tmp_path / "pretrain" / "tiny" / "metrics.csv") as handle:
+        steps = [int(row["step"]) for row in csv.DictReader(handle)]
+    assert min(steps) < 9 and max(steps) >= 18  # the resume appended: the first run's rows are kept
 
 
 def test_a_pretrain_failing_before_its_first_checkpoint_leaves_no_folder(
