@@ -89,7 +89,9 @@ def test_sigkilled_training_resumes_from_its_last_checkpoint(synthetic, tmp_path
     assert torch.load(last, map_location="cpu", weights_only=False)["global_step"] == max_steps
     with open(run / "metrics.csv") as handle:
         steps = [int(row["step"]) for row in csv.DictReader(handle) if row.get("loss")]
-    assert sorted(steps) == list(range(killed_at, max_steps))  # continued (0-based), not restarted
+    resumed = list(range(killed_at, max_steps))
+    assert steps[-len(resumed) :] == resumed  # continued (0-based), not restarted
+    assert steps[0] == 0 and len(steps) > len(resumed)  # and the killed run's rows are still there
     model = WorldModel.from_run(run)
     assert model.predictor.cfg.embed_dim == 64 and model.latent_pool == 2
     check_cache(tmp_path / "emb.h5", cache_key(load_config([*base, *TINY_AC], section="train")))

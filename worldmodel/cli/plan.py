@@ -20,6 +20,7 @@ from worldmodel.common.plots import writable_output
 from worldmodel.common.threads import use_threads
 from worldmodel.config.schema import Config, load_config
 from worldmodel.config.user_envs import adopt_user_modules
+from worldmodel.evaluation.episode_log import episode_file
 from worldmodel.evaluation.evaluate import evaluate, write_outputs
 from worldmodel.evaluation.plan_run import check_row, prepare_episode, run_episode, write_video
 from worldmodel.evaluation.report import distance_text
@@ -102,7 +103,9 @@ def eval_command(overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP
     for label, path in paths.items():
         console.print(f"{label}: {', '.join(map(str, path)) if isinstance(path, list) else path}")
     if config.eval.save_episodes:
-        console.print(f"episodes: {config.eval.save_episodes}/<row>_<Task>.h5 (wm data info shows them)")
+        ev = config.eval
+        files = [str(episode_file(ev.save_episodes, env_id, row)) for env_id in ev.tasks for row in ev.rows]
+        console.print(f"episodes: {', '.join(files)} (`wm data info` shows them)")
 
 
 def check_output_folder(folder: Path) -> None:

@@ -347,18 +347,11 @@ class WorldModel:
         preds, states = self._member_rollouts(z0, state0, actions, past_actions, past_states)
         return (preds[0] if len(preds) == 1 else torch.stack(preds).mean(0)), states
 
-    def rollout_members(
-        self,
-        z0: Tensor,
-        state0: Tensor,
-        actions: Tensor,
-        *,
-        past_actions: Tensor | None = None,
-        past_states: Tensor | None = None,
-    ) -> tuple[Tensor, Tensor]:
+    def rollout_members(self, z0: Tensor, state0: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
         """Each member's own rollout: (latents `[K,B,H,N,D]`, states `[B,H,S]`); K = ensemble_size.
-        Every member feeds back its own predictions; the states are kinematic, the same for all."""
-        preds, states = self._member_rollouts(z0, state0, actions, past_actions, past_states)
+        Every member feeds back its own predictions; the states are kinematic, the same for all. A
+        history z0 `[B,T,N,D]` is taken with zero past actions and `state0`, as in `rollout`."""
+        preds, states = self._member_rollouts(z0, state0, actions, None, None)
         return torch.stack(preds), states
 
     def _member_rollouts(

@@ -8,6 +8,7 @@ import pytest
 
 from data.episodes import EpisodeReader
 from envs.registration import make_env
+from tests.conftest import run_wm
 from tests.worldmodel.training.tiny_runs import make_tiny_run
 from worldmodel.common.errors import UserError
 from worldmodel.config.schema import load_config
@@ -55,3 +56,22 @@ def test_a_predictor_trains_on_play_data_and_saved_episodes_together(tiny_datase
     assert len(reader) == 2 + len(EpisodeReader(tiny_dataset))
     run = make_tiny_run(tmp_path, data)
     assert (run / "predictor.safetensors").is_file()
+
+
+def test_wm_eval_names_the_files_it_wrote(tmp_path) -> None:
+    folder = tmp_path / "mpc"
+    result = run_wm(
+        "eval", f"tasks=[{PUSH}]", "rows=[random]", "episodes=1", "budget=2", f"eval.save_episodes={folder}",
+        f"run.root={tmp_path}",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert f"episodes: {folder / 'random_Push-v0.h5'} (`wm data info` shows them)" in result.stdout
+    again = run_wm(
+        "eval",
+        f"tasks=[{PUSH}]",
+        "rows=[random]",
+        f"eval.save_episodes={folder}",
+        "eval.name=b",
+        f"run.root={tmp_path}",
+    )
+    assert again.returncode == 2 and "exists already" in again.stderr and "Traceback" not in again.stderr
