@@ -68,6 +68,12 @@ class ReadoutConfig:
     # learned predictor 22 % at 50 episodes against 16 % for keypoints alone (experiments §56).
     object_weight: float = 0.0
     object_temperature: float = 0.01
+    # The state term (issue 21): a head reads the robot's logged proprioceptive state (end effector,
+    # gripper) off each frame's token grid, fitted by regression on the logged states; its estimate,
+    # standardised per dim and times this weight, joins the keypoint token. The goal image has no
+    # logged state, so the planner needs the estimate to compare hand and gripper with the goal's in
+    # metric units. 0 = off (the readout is then exactly what it was before this option).
+    state_weight: float = 0.0
 
     def validate(self) -> None:
         require(self.kind in READOUT_KINDS, "readout.kind", " | ".join(READOUT_KINDS), self.kind)
@@ -81,6 +87,7 @@ class ReadoutConfig:
         )
         require(self.scene_weight >= 0, "readout.scene_weight", "a number >= 0", self.scene_weight)
         require(self.object_weight >= 0, "readout.object_weight", "a number >= 0", self.object_weight)
+        require(self.state_weight >= 0, "readout.state_weight", "a number >= 0", self.state_weight)
         require(
             self.object_temperature > 0, "readout.object_temperature", "a number > 0", self.object_temperature
         )
@@ -93,19 +100,30 @@ class ReadoutConfig:
 
 
 class KeypointReadout(nn.Module):
-    """Frozen-encoder tokens `[B, g*g, D]` (layer-normed) -> one latent token `[B, 1, 2K]`."""
+    """Frozen-encoder tokens `[B, g*g, D]` (layer-normed) -> one latent token `[B, 1, 2K]`, or
+    `[B, 1, 2K + S]` with a state head (`state_dim` S > 0): `state_weight` x its standardised estimate."""
 
-    def __init__(self, embed_dim: int, grid: int, keypoints: int = 16, hidden: int = 32) -> None:
+    def __init__(
+        self,
+        embed_dim: int,
+        grid: int,
+        keypoints: int = 16,
+        hidden: int = 32,
+        state_dim: int = 0,
+        state_weight: float = 0.0,
+    ) -> None:
         super().__init__()
         self.embed_dim, self.grid, self.keypoints, self.hidden = embed_dim, grid, keypoints, hidden
+        self.state_dim, self.state_weight = state_dim, state_weight
         self.score = nn.Sequential(nn.Linear(embed_dim, hidden), nn.GELU(), nn.Linear(hidden, keypoints))
         self.temperature = nn.Parameter(torch.ones(()))
         ys, xs = torch.meshgrid(torch.linspace(-1, 1, grid), torch.linspace(-1, 1, grid), indexing="ij")
         self.register_buffer("coords", torch.stack([xs.flatten(), ys.flatten()], dim=-1), persistent=False)
+        self.state_head = StateHead(embed_dim, state_dim) if state_dim > 0 else None
 
     @property
     def latent_dim(self) -> int:
-        return 2 * self.keypoints
+        return 2 * self.keypoints + self.state_dim
 
     def heatmaps(self, tokens: Tensor) -> Tensor:
         """`[B, N, D]` -> softmax weights over the grid, `[B, N, K]`."""
@@ -116,20 +134,27 @@ class KeypointReadout(nn.Module):
             raise ValueError(
                 f"KeypointReadout: expected {self.grid}x{self.grid} tokens, got {tokens.shape[-2]}"
             )
-        return self.locate(self.heatmaps(tokens))
+        keypoints = self.locate(self.heatmaps(tokens))
+        if self.state_head is None:
+            return keypoints
+        state = self.state_weight * self.state_head(tokens, self.coords)
+        return torch.cat([keypoints, state.unsqueeze(1)], dim=-1)
 
     def locate(self, heatmaps: Tensor) -> Tensor:
         """Heatmaps `[B, N, K]` -> the latent token of their expected (x, y), `[B, 1, 2K]`."""
         xy = torch.einsum("bnk,nc->bkc", heatmaps, self.coords)  # [B, K, 2]
         return xy.flatten(1).unsqueeze(1)
 
-    def config_dict(self) -> dict[str, int]:
-        return {
+    def config_dict(self) -> dict[str, int | float]:
+        shape = {
             "embed_dim": self.embed_dim,
             "grid": self.grid,
             "keypoints": self.keypoints,
             "hidden": self.hidden,
         }
+        if self.state_head is None:  # files without a state head keep their old metadata
+            return shape
+        return {**shape, "state_dim": self.state_dim, "state_weight": self.state_weight}
 
 
 def mlp(inputs: int, hidden: int, outputs: int) -> nn.Sequential:
@@ -137,6 +162,28 @@ def mlp(inputs: int, hidden: int, outputs: int) -> nn.Sequential:
     return nn.Sequential(
         nn.Linear(inputs, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, outputs)
     )
+
+
+class StateHead(nn.Module):
+    """Token grid `[B, N, D]` and its cells' (x, y) `[N, 2]` -> the frame's standardised
+    proprioceptive state `[B, S]`. Spatial-softmax heads of its own give where (their expected (x, y))
+    and what (a few token features averaged under each head); an MLP maps those to the state. Where
+    parts of the arm are carries over to unseen colours and lights better than the raw grid."""
+
+    def __init__(
+        self, embed_dim: int, state_dim: int, heads: int = 8, features: int = 4, hidden: int = 128
+    ) -> None:
+        super().__init__()
+        self.score = nn.Sequential(nn.Linear(embed_dim, 32), nn.GELU(), nn.Linear(32, heads))
+        self.features = nn.Linear(embed_dim, features)
+        self.net = mlp(heads * (2 + features), hidden, state_dim)
+
+    def forward(self, tokens: Tensor, coords: Tensor) -> Tensor:
+        tokens = tokens.float()
+        weights = self.score(tokens).softmax(dim=-2)  # [B, N, heads]
+        where = torch.einsum("bnh,nc->bhc", weights, coords)
+        what = torch.einsum("bnh,bnf->bhf", weights, self.features(tokens))
+        return self.net(torch.cat([where, what], dim=-1).flatten(1))
 
 
 class InverseDynamics(nn.Module):

@@ -14,8 +14,9 @@ frame t's with changes allowed only under the two frames' keypoints (`TokenTrans
 of the scene that moves needs a keypoint, the cube included, while its appearance stays in the
 tokens. With `readout.scene_weight` > 0 an MLP must rebuild each frame's pooled tokens from its
 keypoints and its logged proprioceptive state: the state gives the hand away, so what the keypoints
-add is the part of the scene the robot does not log, the cube. Only logged data: the cached tokens,
-the actions and the states.
+add is the part of the scene the robot does not log, the cube. With `readout.state_weight` > 0 a
+state head learns to read each frame's logged state (standardised) off its tokens, by regression.
+Only logged data: the cached tokens, the actions and the states.
 """
 
 from __future__ import annotations
@@ -142,8 +143,8 @@ def train_readout(
     All frames sit in one tensor (episode after episode) on `device`, so a batch of pairs is two
     gathers there; the loss is read (a host sync on a GPU) only every `SYNC_EVERY_CUDA` steps on a
     GPU. `progress`: see worldmodel/common/progress.py. The readout comes back on `device`."""
-    if cfg.scene_weight > 0 and states is None:
-        raise ValueError("train_readout: readout.scene_weight > 0 needs the episodes' states")
+    if (cfg.scene_weight > 0 or cfg.state_weight > 0) and states is None:
+        raise ValueError("train_readout: readout.scene_weight or state_weight > 0 needs the episodes' states")
     keep = [i for i, (_, a) in enumerate(episodes) if len(a) >= 1]
     usable = [episodes[i] for i in keep]
     if not usable:
@@ -162,22 +163,28 @@ def train_readout(
     scale = all_actions.std(dim=0) if len(all_actions) > 1 else all_actions.abs().mean(0)
     scale = torch.where(scale > 1e-6, scale, torch.zeros_like(scale))
 
-    readout = KeypointReadout(tokens.shape[-1], grid, cfg.keypoints, cfg.hidden).to(device)
-    idm = InverseDynamics(readout.latent_dim, action_dim).to(device)
+    all_states = None
+    if cfg.scene_weight > 0 or cfg.state_weight > 0:
+        logged = torch.from_numpy(np.concatenate([states[i] for i in keep])).float()
+        if len(logged) != len(tokens):
+            raise ValueError(f"train_readout: {len(logged)} states for {len(tokens)} frames (one per frame)")
+        all_states = standardised(logged).to(device)
+    state_dim = all_states.shape[-1] if cfg.state_weight > 0 else 0
+    readout = KeypointReadout(
+        tokens.shape[-1], grid, cfg.keypoints, cfg.hidden, state_dim=state_dim, state_weight=cfg.state_weight
+    ).to(device)
+    keypoint_dim = 2 * cfg.keypoints  # what the fitting heads see: the keypoints, not the state estimate
+    idm = InverseDynamics(keypoint_dim, action_dim).to(device)
     parameters = [*readout.parameters(), *idm.parameters()]
     out_grid = min(cfg.forward_grid, grid)
     dynamics = None  # forward_weight 0: not even built, so the readout is the inverse-dynamics one
     if cfg.forward_weight > 0:
         target_mean, target_rms = pooled_statistics(tokens, grid, out_grid)
-        dynamics = LatentDynamics(readout.latent_dim, action_dim, out_grid**2, tokens.shape[-1]).to(device)
+        dynamics = LatentDynamics(keypoint_dim, action_dim, out_grid**2, tokens.shape[-1]).to(device)
         parameters += dynamics.parameters()
-    scene, all_states = None, None
+    scene = None
     if cfg.scene_weight > 0:
-        logged = torch.from_numpy(np.concatenate([states[i] for i in keep])).float()
-        if len(logged) != len(tokens):
-            raise ValueError(f"train_readout: {len(logged)} states for {len(tokens)} frames (one per frame)")
-        all_states = standardised(logged).to(device)
-        scene = SceneFromState(readout.latent_dim, all_states.shape[-1], out_grid**2, tokens.shape[-1])
+        scene = SceneFromState(keypoint_dim, all_states.shape[-1], out_grid**2, tokens.shape[-1])
         scene = scene.to(device)
         parameters += scene.parameters()
     transport = None
@@ -213,6 +220,9 @@ def train_readout(
                     for k, index, x in ((k0, start, tokens0), (k1, start + skip, tokens1))
                 ]
                 loss = loss + cfg.scene_weight * scene_loss(scene, frames)
+            if readout.state_head is not None:
+                for x, index in ((tokens0, start), (tokens1, start + skip)):
+                    loss = loss + (readout.state_head(x, readout.coords) - all_states[index]).pow(2).mean()
             if transport is not None:
                 loss = loss + cfg.transport_weight * transport_loss(transport, tokens0, tokens1, heat0, heat1)
             optimizer.zero_grad(set_to_none=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from scipy.stats import spearmanr
 
@@ -67,3 +68,33 @@ def test_inverse_dynamics_training_makes_keypoints_follow_the_moving_token(tmp_p
     # The same seed gives the same readout.
     twice = train_readout([(z, a) for z, a, _ in episodes], GRID, cfg, seed=0, progress=False)
     torch.testing.assert_close(twice(tokens), readout(tokens))
+
+
+def test_state_head_reads_the_logged_state_off_the_tokens(tmp_path) -> None:
+    """With readout.state_weight the latent gains the state head's standardised estimate (times the
+    weight), fitted on the logged states: here the hand's cell, which held-out frames must recover."""
+    rng = np.random.default_rng(1)
+    episodes = [blob_episode(rng, 12) for _ in range(40)]
+    states = [np.concatenate([p, np.zeros((len(p), 1))], axis=1).astype(np.float32) for _, _, p in episodes]
+    cfg = ReadoutConfig(
+        kind="keypoints", keypoints=2, hidden=16, steps=400, batch_size=64, lr=3e-3, state_weight=2.0
+    )
+    readout = train_readout(
+        [(z, a) for z, a, _ in episodes], GRID, cfg, seed=0, progress=False, states=states
+    )
+    assert readout.latent_dim == 2 * 2 + 3
+    held = [blob_episode(rng, 12) for _ in range(10)]
+    latents = np.concatenate([apply_readout(readout, z)[:, 0] for z, _, _ in held])
+    cells = np.concatenate([p for _, _, p in held])
+    estimate = latents[:, 4:6] / 2.0  # standardised cells: the data's mean and spread
+    all_cells = np.concatenate([p for _, _, p in episodes])
+    expected = (cells - all_cells.mean(0)) / all_cells.std(0, ddof=1)
+    assert np.abs(estimate - expected).mean() < 0.25  # a constant guess is off by ~0.85
+    assert np.abs(latents[:, 6]).max() < 0.2  # a state dim that never changes reads as 0
+    again = load_readout(save_readout(readout, tmp_path / "readout.safetensors"))
+    assert again.config_dict() == readout.config_dict()
+    tokens = torch.from_numpy(held[0][0])
+    torch.testing.assert_close(again(tokens), readout(tokens))
+    # Without states the state term cannot be fitted: one clear error.
+    with pytest.raises(ValueError, match="state_weight"):
+        train_readout([(z, a) for z, a, _ in episodes], GRID, cfg, seed=0, progress=False)
