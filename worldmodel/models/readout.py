@@ -14,7 +14,7 @@ keypoints), is worldmodel/training/readout_fit.py.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -74,6 +74,9 @@ class ReadoutConfig:
     # logged state, so the planner needs the estimate to compare hand and gripper with the goal's in
     # metric units. 0 = off (the readout is then exactly what it was before this option).
     state_weight: float = 0.0
+    # Which dims of the logged state the head reads (empty: all). The arm's state is [EE x, y, z,
+    # wrist roll, pitch, yaw, gripper]; [0, 1, 2, 6] leaves out the wrist, which no task judges.
+    state_dims: list[int] = field(default_factory=list)
 
     def validate(self) -> None:
         require(self.kind in READOUT_KINDS, "readout.kind", " | ".join(READOUT_KINDS), self.kind)
@@ -88,6 +91,13 @@ class ReadoutConfig:
         require(self.scene_weight >= 0, "readout.scene_weight", "a number >= 0", self.scene_weight)
         require(self.object_weight >= 0, "readout.object_weight", "a number >= 0", self.object_weight)
         require(self.state_weight >= 0, "readout.state_weight", "a number >= 0", self.state_weight)
+        dims = list(self.state_dims)
+        require(
+            all(d >= 0 for d in dims) and len(set(dims)) == len(dims),
+            "readout.state_dims",
+            "distinct state indices >= 0 (empty: all)",
+            dims,
+        )
         require(
             self.object_temperature > 0, "readout.object_temperature", "a number > 0", self.object_temperature
         )

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from worldmodel.common.devices import resolve_device
+from worldmodel.common.errors import UserError
 from worldmodel.common.progress import ProgressReport
 from worldmodel.config.schema import Config
 from worldmodel.models.readout import (
@@ -169,7 +170,16 @@ def train_readout(
         if len(logged) != len(tokens):
             raise ValueError(f"train_readout: {len(logged)} states for {len(tokens)} frames (one per frame)")
         all_states = standardised(logged).to(device)
-    state_dim = all_states.shape[-1] if cfg.state_weight > 0 else 0
+    state_targets = None  # the state head's targets: the chosen dims of the standardised states
+    if cfg.state_weight > 0:
+        dims = list(cfg.state_dims) or list(range(all_states.shape[-1]))
+        if max(dims) >= all_states.shape[-1]:
+            raise UserError(
+                f"config key 'readout.state_dims': expected indices below the logged state's "
+                f"{all_states.shape[-1]} dims, got {dims}"
+            )
+        state_targets = all_states[:, dims]
+    state_dim = 0 if state_targets is None else state_targets.shape[-1]
     readout = KeypointReadout(
         tokens.shape[-1], grid, cfg.keypoints, cfg.hidden, state_dim=state_dim, state_weight=cfg.state_weight
     ).to(device)
@@ -222,7 +232,7 @@ def train_readout(
                 loss = loss + cfg.scene_weight * scene_loss(scene, frames)
             if readout.state_head is not None:
                 for x, index in ((tokens0, start), (tokens1, start + skip)):
-                    loss = loss + (readout.state_head(x, readout.coords) - all_states[index]).pow(2).mean()
+                    loss = loss + (readout.state_head(x, readout.coords) - state_targets[index]).pow(2).mean()
             if transport is not None:
                 loss = loss + cfg.transport_weight * transport_loss(transport, tokens0, tokens1, heat0, heat1)
             optimizer.zero_grad(set_to_none=True)

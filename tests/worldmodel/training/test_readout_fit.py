@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 from scipy.stats import spearmanr
 
+from worldmodel.common.errors import ConfigError, UserError
+from worldmodel.config.schema import load_config
 from worldmodel.models.readout import (
     KeypointReadout,
     ReadoutConfig,
@@ -98,3 +102,11 @@ def test_state_head_reads_the_logged_state_off_the_tokens(tmp_path) -> None:
     # Without states the state term cannot be fitted: one clear error.
     with pytest.raises(ValueError, match="state_weight"):
         train_readout([(z, a) for z, a, _ in episodes], GRID, cfg, seed=0, progress=False)
+    # readout.state_dims picks what the head reads; an index past the logged state is one line.
+    few = replace(cfg, steps=2, state_dims=[1])
+    pairs = [(z, a) for z, a, _ in episodes]
+    assert train_readout(pairs, GRID, few, seed=0, progress=False, states=states).latent_dim == 2 * 2 + 1
+    with pytest.raises(UserError, match=r"readout.state_dims.*below the logged state's 3 dims, got \[3\]"):
+        train_readout(pairs, GRID, replace(few, state_dims=[3]), seed=0, progress=False, states=states)
+    with pytest.raises(ConfigError, match="readout.state_dims"):
+        load_config(["readout.kind=keypoints", "readout.state_dims=[0,0]"])
