@@ -200,6 +200,8 @@ NEUTRAL_KEYS = {
     ("train", "ensemble"): 1,
     ("plan", "disagreement_weight"): 0.0,
     ("eval", "save_episodes"): "",
+    ("readout", "state_weight"): 0.0,
+    ("readout", "state_dims"): [],
 }
 
 
