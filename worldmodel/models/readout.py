@@ -102,6 +102,12 @@ class ReadoutConfig:
             self.object_temperature > 0, "readout.object_temperature", "a number > 0", self.object_temperature
         )
         require(
+            self.state_weight == 0 or self.kind == "keypoints",
+            "readout.state_weight",
+            "0 unless readout.kind=keypoints",
+            self.state_weight,
+        )
+        require(
             self.object_weight == 0 or self.kind == "keypoints",
             "readout.object_weight",
             "0 unless readout.kind=keypoints",

@@ -72,7 +72,9 @@ class WorldModel:
             if (pcfg.embed_dim, pcfg.grid_h, pcfg.grid_w) != (width, 1, 1):
                 raise ConfigError(
                     f"config key 'ac.embed_dim': expected one {width}-D keypoint token per frame "
-                    f"(readout.keypoints={readout.keypoints}{', + the object (x, y)' if object_term else ''}), "
+                    f"(readout.keypoints={readout.keypoints}"
+                    f"{f', + {readout.state_dim} state dims' if readout.state_dim else ''}"
+                    f"{', + the object (x, y)' if object_term else ''}), "
                     f"got {pcfg.grid_h}x{pcfg.grid_w} of {pcfg.embed_dim}"
                 )
             if readout.embed_dim != encoder.embed_dim:
@@ -252,7 +254,8 @@ class WorldModel:
         """uint8 `[B,H,W,3]` -> layer-normed latents `[B,N,D]` (N = predictor grid tokens) through
         `encode_frames`, the embedding cache's path; with a keypoint readout, the unpooled token grid
         read out to one token of 2K coordinates per image, `[B,1,2K]` (not layer-normed), plus the
-        object's weighted (x, y) for a run trained with an object term, `[B,1,2K+2]`."""
+        weighted state estimate of a readout with a state head (S dims) and the object's weighted
+        (x, y) for a run trained with an object term, `[B,1,2K+S+2]`."""
         if images.dim() != 4 or images.shape[-1] != 3:
             raise UserError(f"WorldModel.encode: expected uint8 images [B,H,W,3], got {list(images.shape)}")
         if images.dtype != torch.uint8:

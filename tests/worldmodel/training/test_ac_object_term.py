@@ -85,3 +85,29 @@ def test_object_weight_needs_the_keypoint_readout() -> None:
         ReadoutConfig(object_weight=2.0).validate()
     with pytest.raises(ConfigError, match="'readout.object_temperature': expected a number > 0"):
         ReadoutConfig(kind="keypoints", object_weight=2.0, object_temperature=0.0).validate()
+
+
+def test_a_run_with_a_state_term_encodes_the_estimate_between_keypoints_and_object(
+    tiny_dataset, tmp_path
+) -> None:
+    """`readout.state_weight`: the readout's state head estimates the chosen logged dims; the run's
+    latent is [keypoints, weight x estimate, object], the predictor is that wide, and it plans."""
+    run = make_tiny_run(
+        tmp_path, tiny_dataset, *KEYPOINTS, "readout.object_weight=16", "readout.state_weight=4",
+        "readout.state_dims=[0,1,2]", name="state",
+    )  # fmt: skip
+    wm = WorldModel.from_run(run)
+    assert wm.readout.state_dim == 3 and wm.predictor.cfg.embed_dim == 8 + 3 + 2
+    frames = torch.from_numpy(EpisodeReader(tiny_dataset).read_frames(0)[:5])
+    z = wm.encode(frames)
+    assert z.shape == (5, 1, 13)
+    estimate = z[:, 0, 8:11] / 4
+    assert torch.isfinite(estimate).all() and estimate.std(0).gt(0).all()  # it reads each frame
+    torch.testing.assert_close(z[:, 0, 11:], 16 * locate_object(frames, frame_colours(frames)))
+    config = load_config(
+        [f"world_model={run}", "rows=[learned]", "tasks=[jepa_wm/Reach-v0]", "episodes=1", "budget=2",
+         "plan.samples=8", "plan.iterations=1"],
+        section="eval",
+    )  # fmt: skip
+    [learned] = evaluate(config, progress=False)
+    assert np.isfinite(learned.energies[0]).all()

@@ -110,3 +110,5 @@ def test_state_head_reads_the_logged_state_off_the_tokens(tmp_path) -> None:
         train_readout(pairs, GRID, replace(few, state_dims=[3]), seed=0, progress=False, states=states)
     with pytest.raises(ConfigError, match="readout.state_dims"):
         load_config(["readout.kind=keypoints", "readout.state_dims=[0,0]"])
+    with pytest.raises(ConfigError, match="readout.state_weight"):
+        load_config(["readout.kind=pool", "readout.state_weight=1"])
