@@ -144,8 +144,9 @@ def train_readout(
     All frames sit in one tensor (episode after episode) on `device`, so a batch of pairs is two
     gathers there; the loss is read (a host sync on a GPU) only every `SYNC_EVERY_CUDA` steps on a
     GPU. `progress`: see worldmodel/common/progress.py. The readout comes back on `device`."""
-    if (cfg.scene_weight > 0 or cfg.state_weight > 0) and states is None:
-        raise ValueError("train_readout: readout.scene_weight or state_weight > 0 needs the episodes' states")
+    needs_states = [key for key in ("scene_weight", "state_weight") if getattr(cfg, key) > 0]
+    if needs_states and states is None:
+        raise ValueError(f"train_readout: readout.{needs_states[0]} > 0 needs the episodes' states")
     keep = [i for i, (_, a) in enumerate(episodes) if len(a) >= 1]
     usable = [episodes[i] for i in keep]
     if not usable:
@@ -165,7 +166,7 @@ def train_readout(
     scale = torch.where(scale > 1e-6, scale, torch.zeros_like(scale))
 
     all_states = None
-    if cfg.scene_weight > 0 or cfg.state_weight > 0:
+    if needs_states:
         logged = torch.from_numpy(np.concatenate([states[i] for i in keep])).float()
         if len(logged) != len(tokens):
             raise ValueError(f"train_readout: {len(logged)} states for {len(tokens)} frames (one per frame)")

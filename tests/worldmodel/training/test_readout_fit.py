@@ -100,7 +100,7 @@ def test_state_head_reads_the_logged_state_off_the_tokens(tmp_path) -> None:
     tokens = torch.from_numpy(held[0][0])
     torch.testing.assert_close(again(tokens), readout(tokens))
     # Without states the state term cannot be fitted: one clear error.
-    with pytest.raises(ValueError, match="state_weight"):
+    with pytest.raises(ValueError, match="state_weight > 0 needs the episodes' states"):
         train_readout([(z, a) for z, a, _ in episodes], GRID, cfg, seed=0, progress=False)
     # readout.state_dims picks what the head reads; an index past the logged state is one line.
     few = replace(cfg, steps=2, state_dims=[1])
