@@ -21,6 +21,17 @@ from worldmodel.training.ac_data import with_object_positions
 KEYPOINTS = ["readout.kind=keypoints", "readout.keypoints=4", "readout.steps=20"]
 
 
+def plan_one_episode(run, task: str) -> np.ndarray:
+    """The learned row of `run` on one episode of `task`, two MPC steps: the planned energies."""
+    config = load_config(
+        [f"world_model={run}", "rows=[learned]", f"tasks=[{task}]", "episodes=1", "budget=2",
+         "plan.samples=8", "plan.iterations=1"],
+        section="eval",
+    )  # fmt: skip
+    [learned] = evaluate(config, progress=False)
+    return np.asarray(learned.energies[0])
+
+
 def test_a_run_with_an_object_term_encodes_and_plans_with_the_object(tiny_dataset, tmp_path) -> None:
     run = make_tiny_run(tmp_path, tiny_dataset, *KEYPOINTS, "readout.object_weight=16", name="obj")
     wm = WorldModel.from_run(run)
@@ -30,13 +41,8 @@ def test_a_run_with_an_object_term_encodes_and_plans_with_the_object(tiny_datase
     assert z.shape == (5, 1, 10)
     expected = 16 * locate_object(frames, frame_colours(frames))
     torch.testing.assert_close(z[:, 0, 8:], expected)
-    config = load_config(
-        [f"world_model={run}", "rows=[learned]", "tasks=[jepa_wm/Push-v0]", "episodes=1", "budget=2",
-         "plan.samples=8", "plan.iterations=1"],
-        section="eval",
-    )  # fmt: skip
-    [learned] = evaluate(config, progress=False)
-    assert len(learned.energies[0]) == 2 and np.isfinite(learned.energies[0]).all()
+    energies = plan_one_episode(run, "jepa_wm/Push-v0")
+    assert len(energies) == 2 and np.isfinite(energies).all()
 
 
 def test_the_rollout_report_reads_the_object_from_the_frames_beside_the_cache(tiny_dataset, tmp_path) -> None:
@@ -104,10 +110,4 @@ def test_a_run_with_a_state_term_encodes_the_estimate_between_keypoints_and_obje
     estimate = z[:, 0, 8:11] / 4
     assert torch.isfinite(estimate).all() and estimate.std(0).gt(0).all()  # it reads each frame
     torch.testing.assert_close(z[:, 0, 11:], 16 * locate_object(frames, frame_colours(frames)))
-    config = load_config(
-        [f"world_model={run}", "rows=[learned]", "tasks=[jepa_wm/Reach-v0]", "episodes=1", "budget=2",
-         "plan.samples=8", "plan.iterations=1"],
-        section="eval",
-    )  # fmt: skip
-    [learned] = evaluate(config, progress=False)
-    assert np.isfinite(learned.energies[0]).all()
+    assert np.isfinite(plan_one_episode(run, "jepa_wm/Reach-v0")).all()
