@@ -153,8 +153,11 @@ class KeypointReadout(nn.Module):
         keypoints = self.locate(self.heatmaps(tokens))
         if self.state_head is None:
             return keypoints
-        state = self.state_weight * self.state_head(tokens, self.coords)
-        return torch.cat([keypoints, state.unsqueeze(1)], dim=-1)
+        return torch.cat([keypoints, self.state_weight * self.estimate_state(tokens).unsqueeze(1)], dim=-1)
+
+    def estimate_state(self, tokens: Tensor) -> Tensor:
+        """`[B, N, D]` -> the state head's standardised estimate `[B, S]` (unweighted: what it is fitted on)."""
+        return self.state_head(tokens, self.coords)
 
     def locate(self, heatmaps: Tensor) -> Tensor:
         """Heatmaps `[B, N, K]` -> the latent token of their expected (x, y), `[B, 1, 2K]`."""

@@ -233,7 +233,7 @@ def train_readout(
                 loss = loss + cfg.scene_weight * scene_loss(scene, frames)
             if readout.state_head is not None:
                 for x, index in ((tokens0, start), (tokens1, start + skip)):
-                    loss = loss + (readout.state_head(x, readout.coords) - state_targets[index]).pow(2).mean()
+                    loss = loss + (readout.estimate_state(x) - state_targets[index]).pow(2).mean()
             if transport is not None:
                 loss = loss + cfg.transport_weight * transport_loss(transport, tokens0, tokens1, heat0, heat1)
             optimizer.zero_grad(set_to_none=True)
