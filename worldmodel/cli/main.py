@@ -305,7 +305,10 @@ def train_command(overrides: list[str] = typer.Argument(None, help=OVERRIDES_HEL
     (false = encode frames on the fly), color_jitter (needs from_cache=false), ensemble (K
     predictors with seeds run.seed + k, members 1.. in <run>/member<k>/; plan with
     plan.disagreement_weight > 0 to keep plans where they agree);
-    model: ac.width, ac.depth, ac.num_heads, ac.grid_h/grid_w, ac.predict_delta.
+    model: ac.width, ac.depth, ac.num_heads, ac.grid_h/grid_w, ac.predict_delta;
+    planner latent (readout.kind=keypoints): readout.object_weight (the object found by colour),
+    readout.state_weight + readout.state_dims (the hand and gripper estimated from the image; e.g.
+    4 and [0,1,2,6]), readout.state_source (tokens | pixels: a small CNN on the frames, ~3 cm).
     Writes runs/ac/<run.name>/.
     """
     config = load_config(overrides, section="train")

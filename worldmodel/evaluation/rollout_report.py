@@ -98,9 +98,9 @@ def episode_latents(
             if wm.readout is not None:  # a keypoint run caches whole token grids: read them out
                 cached = [apply_readout(wm.readout, z) for z in cached]
             latents = [torch.from_numpy(z) for z in cached]
-            if wm.object_term is not None:  # the cache holds no object: locate it in the frames
+            if wm.object_term is not None or wm.pixel_state is not None:  # read off the frames, not cached
                 frames = [torch.from_numpy(reader.read_frames(i)) for i in indices]
-                latents = [wm.object_term(z, f) for z, f in zip(latents, frames, strict=True)]
+                latents = [wm.join_frame_terms(z, f).cpu() for z, f in zip(latents, frames, strict=True)]
             return latents, f"cache {path}"
         except DatasetError as err:
             reason = str(err)

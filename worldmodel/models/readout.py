@@ -27,6 +27,7 @@ from worldmodel.models.checkpoints import load_safetensors, save_safetensors
 READOUT_KINDS = ("pool", "keypoints")
 READOUT_FILE = "readout.safetensors"
 READOUT_FORMAT = "jepa-wm.readout"
+STATE_SOURCES = ("tokens", "pixels")
 
 
 @dataclass
@@ -77,6 +78,11 @@ class ReadoutConfig:
     # Which dims of the logged state the head reads (empty: all). The arm's state is [EE x, y, z,
     # wrist roll, pitch, yaw, gripper]; [0, 1, 2, 6] leaves out the wrist, which no task judges.
     state_dims: list[int] = field(default_factory=list)
+    # Where the estimate is read: tokens (a head on the frozen grid, fitted beside the keypoints) or
+    # pixels (a small CNN on the frames, `PixelStateHead`, fitted for `pixel_steps` on the dataset's
+    # frames: ~3 cm held-out against the tokens' 6-7 cm at 64 px, experiments §60).
+    state_source: str = "tokens"
+    pixel_steps: int = 2000
 
     def validate(self) -> None:
         require(self.kind in READOUT_KINDS, "readout.kind", " | ".join(READOUT_KINDS), self.kind)
@@ -91,6 +97,13 @@ class ReadoutConfig:
         require(self.scene_weight >= 0, "readout.scene_weight", "a number >= 0", self.scene_weight)
         require(self.object_weight >= 0, "readout.object_weight", "a number >= 0", self.object_weight)
         require(self.state_weight >= 0, "readout.state_weight", "a number >= 0", self.state_weight)
+        require(
+            self.state_source in STATE_SOURCES,
+            "readout.state_source",
+            " | ".join(STATE_SOURCES),
+            self.state_source,
+        )
+        require(self.pixel_steps >= 1, "readout.pixel_steps", "an integer >= 1", self.pixel_steps)
         dims = list(self.state_dims)
         require(
             all(d >= 0 for d in dims) and len(set(dims)) == len(dims),

@@ -20,7 +20,8 @@ from worldmodel.common.errors import ConfigError, UserError
 from worldmodel.common.rotations import compose_euler
 from worldmodel.models.ac_predictor import ACCache, ACPredictor
 from worldmodel.models.encoders import EncodeFn, encode_frames, load_encoder, pixel_encode_fn, vit_encode_fn
-from worldmodel.models.object_locator import ObjectTerm
+from worldmodel.models.object_locator import ObjectTerm, join_object
+from worldmodel.models.pixel_state import PixelStateHead, frame_terms
 from worldmodel.models.predictor_file import PREDICTOR_FILE, load_predictor, member_files
 from worldmodel.models.readout import READOUT_FILE, KeypointReadout, load_readout
 from worldmodel.models.vit import VisionTransformer, ViTConfig
@@ -56,6 +57,7 @@ class WorldModel:
         freeze: bool = True,
         readout: KeypointReadout | None = None,
         object_term: ObjectTerm | None = None,
+        pixel_state: PixelStateHead | None = None,
         members: Sequence[ACPredictor] = (),
     ) -> None:
         pcfg = predictor.cfg
@@ -65,15 +67,18 @@ class WorldModel:
                     f"world model: ensemble member {k} has another predictor config than member 0"
                 )
         grid = encoder.cfg.img_size // encoder.cfg.patch_size
-        if object_term is not None and readout is None:
-            raise ConfigError("config key 'readout.object_weight': expected readout.kind=keypoints")
+        if (object_term is not None or pixel_state is not None) and readout is None:
+            key = "object_weight" if object_term is not None else "state_source"
+            raise ConfigError(f"config key 'readout.{key}': expected readout.kind=keypoints")
+        pixel_dims = 0 if pixel_state is None else pixel_state.state_dim
         if readout is not None:
-            width = readout.latent_dim + (2 if object_term is not None else 0)
+            width = readout.latent_dim + pixel_dims + (2 if object_term is not None else 0)
             if (pcfg.embed_dim, pcfg.grid_h, pcfg.grid_w) != (width, 1, 1):
                 raise ConfigError(
                     f"config key 'ac.embed_dim': expected one {width}-D keypoint token per frame "
                     f"(readout.keypoints={readout.keypoints}"
                     f"{f', + {readout.state_dim} state dims' if readout.state_dim else ''}"
+                    f"{f', + {pixel_dims} pixel state dims' if pixel_dims else ''}"
                     f"{', + the object (x, y)' if object_term else ''}), "
                     f"got {pcfg.grid_h}x{pcfg.grid_w} of {pcfg.embed_dim}"
                 )
@@ -105,6 +110,7 @@ class WorldModel:
         self.predictors = [predictor, *members]  # member 0 is `predictor`
         self.readout = None if readout is None else readout.eval()
         self.object_term = object_term
+        self.pixel_state = pixel_state  # fitted and loaded frozen (pixel_state_fit.py, pixel_state.py)
         self.latent_pool = None if not latent_pool or latent_pool == grid else latent_pool
         self.action_dim = pcfg.action_dim
         self.state_dim = pcfg.state_dim
@@ -193,10 +199,7 @@ class WorldModel:
                     f"world model '{run}': its {READOUT_FILE} is missing (train it again with `wm train`)"
                 )
             readout = load_readout(readout_file)
-        object_weight = float(metadata.get("object_weight", 0.0))
-        object_term = None
-        if object_weight > 0:
-            object_term = ObjectTerm(object_weight, float(metadata.get("object_temperature", 0.01)))
+        pixel_state, object_term = frame_terms(path.parent, metadata, str(run))
         model = cls(
             encoder,
             predictor.eval(),
@@ -206,6 +209,7 @@ class WorldModel:
             state_update=state_update or metadata.get("state_update", "auto"),
             readout=readout,
             object_term=object_term,
+            pixel_state=pixel_state,
             members=members,
             **kwargs,  # type: ignore[arg-type]
         )
@@ -224,11 +228,9 @@ class WorldModel:
 
     def to(self, device: torch.device | str) -> WorldModel:
         """Every network and the action bounds on `device` (nothing is copied there per rollout)."""
-        self.encoder.to(device)
-        for predictor in self.predictors:
-            predictor.to(device)
-        if self.readout is not None:
-            self.readout.to(device)
+        for module in (self.encoder, *self.predictors, self.readout, self.pixel_state):
+            if module is not None:
+                module.to(device)
         if self.action_low is not None:
             self.action_low = self.action_low.to(device)
         if self.action_high is not None:
@@ -236,11 +238,9 @@ class WorldModel:
         return self
 
     def eval(self) -> WorldModel:
-        self.encoder.eval()
-        for predictor in self.predictors:
-            predictor.eval()
-        if self.readout is not None:
-            self.readout.eval()
+        for module in (self.encoder, *self.predictors, self.readout, self.pixel_state):
+            if module is not None:
+                module.eval()
         return self
 
     @property
@@ -254,8 +254,8 @@ class WorldModel:
         """uint8 `[B,H,W,3]` -> layer-normed latents `[B,N,D]` (N = predictor grid tokens) through
         `encode_frames`, the embedding cache's path; with a keypoint readout, the unpooled token grid
         read out to one token of 2K coordinates per image, `[B,1,2K]` (not layer-normed), plus the
-        weighted state estimate of a readout with a state head (S dims) and the object's weighted
-        (x, y) for a run trained with an object term, `[B,1,2K+S+2]`."""
+        weighted state estimate of a readout with a state head or of its pixel state head (S dims)
+        and the object's weighted (x, y) for a run trained with an object term, `[B,1,2K+S+2]`."""
         if images.dim() != 4 or images.shape[-1] != 3:
             raise UserError(f"WorldModel.encode: expected uint8 images [B,H,W,3], got {list(images.shape)}")
         if images.dtype != torch.uint8:
@@ -282,9 +282,19 @@ class WorldModel:
         if not len(latents):
             return latents.new_zeros(0, 1, width)
         keypoints = torch.cat([self.readout(part) for part in latents.split(max(self.encode_batch_size, 1))])
-        if self.object_term is None:
-            return keypoints
-        return self.object_term(keypoints, images.to(keypoints.device))
+        return self.join_frame_terms(keypoints, images)
+
+    @torch.no_grad()
+    def join_frame_terms(self, keypoints: Tensor, images: Tensor) -> Tensor:
+        """Keypoint latents `[B, 1, L]` of uint8 `images` with what the run reads off the frames
+        themselves joined: the pixel state estimate, then the object's (x, y)."""
+        images = images.to(keypoints.device)
+        if self.pixel_state is not None:
+            parts = images.split(max(self.encode_batch_size, 1))
+            keypoints = join_object(keypoints, torch.cat([self.pixel_state.weighted(p) for p in parts]))
+        if self.object_term is not None:
+            keypoints = self.object_term(keypoints, images)
+        return keypoints
 
     # -- dynamics
 

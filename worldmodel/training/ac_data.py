@@ -8,6 +8,7 @@ the config, and turned into the predictor's config by `predictor_config`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -19,7 +20,6 @@ from data.episodes import EpisodeReader
 from worldmodel.common.errors import UserError
 from worldmodel.config.schema import Config
 from worldmodel.models.ac_predictor import ACPredictorConfig
-from worldmodel.models.object_locator import ObjectTerm
 from worldmodel.models.readout import KeypointReadout
 from worldmodel.models.vit import VisionTransformer
 
@@ -206,26 +206,29 @@ def predictor_config(config: Config, sizes: DataSizes) -> ACPredictorConfig:
 
 
 def readout_predictor_config(
-    ac: ACPredictorConfig, readout: KeypointReadout, object_term: bool = False
+    ac: ACPredictorConfig, readout: KeypointReadout, extra: int = 0
 ) -> ACPredictorConfig:
-    """The predictor of keypoint latents: one token of 2K coordinates per frame (+ the object's
-    (x, y) with an object term), not layer-normed."""
-    width = readout.latent_dim + (2 if object_term else 0)
+    """The predictor of keypoint latents: one token of 2K coordinates per frame (+ `extra` dims the
+    frames add: a pixel state estimate, the object's (x, y)), not layer-normed."""
+    width = readout.latent_dim + extra
     return replace(ac, embed_dim=width, grid_h=1, grid_w=1, layer_norm_latents=False)
 
 
-def with_object_positions(episodes: list[Episode], data: str, term: ObjectTerm) -> list[Episode]:
-    """Each cache entry's keypoint latents `[T+1, 1, 2K]` with its frames' weighted object (x, y)
-    joined (`ObjectTerm`, what `WorldModel.encode` adds). The cache holds tokens, not pixels, so the
-    dataset's frames are read here; entry c * n + i is copy c of episode i (`train.augment_copies`
-    recolour, they do not move anything), so every copy takes the recorded frames' positions."""
+def with_frame_features(
+    episodes: list[Episode], data: str, features: Callable[[torch.Tensor], torch.Tensor]
+) -> list[Episode]:
+    """Each cache entry's keypoint latents `[T+1, 1, L]` with `features(frames)` `[T+1, F]` of its
+    frames joined (what `WorldModel.encode` adds: a pixel state estimate, the object's weighted
+    (x, y)). The cache holds tokens, not pixels, so the dataset's frames are read here; entry
+    c * n + i is copy c of episode i (`train.augment_copies` recolour, they move nothing), so every
+    copy takes the recorded frames' features."""
     reader = EpisodeReader(data)
     n = len(reader)
     if not n or len(episodes) % n:
         raise UserError(
             f"{data}: {n} episodes, its embedding cache {len(episodes)} entries (rebuild it with `wm cache`)"
         )
-    positions = []
+    joined = []
     for index in range(n):
         frames = torch.from_numpy(reader.read_frames(index))
         if len(frames) != len(episodes[index][0]):
@@ -233,8 +236,9 @@ def with_object_positions(episodes: list[Episode], data: str, term: ObjectTerm) 
                 f"{data}: episode {index} has {len(frames)} frames, its cache entry {len(episodes[index][0])} "
                 "(rebuild the cache with `wm cache`)"
             )
-        positions.append(term.positions(frames)[:, None].numpy())  # [T+1, 1, 2]
+        with torch.no_grad():
+            joined.append(features(frames)[:, None].cpu().numpy())  # [T+1, 1, F]
     return [
-        (np.concatenate([z, positions[i % n].astype(z.dtype)], axis=-1), states, actions)
+        (np.concatenate([z, joined[i % n].astype(z.dtype)], axis=-1), states, actions)
         for i, (z, states, actions) in enumerate(episodes)
     ]

@@ -32,10 +32,11 @@ from worldmodel.training.ac_data import (
     predictor_config,
     readout_predictor_config,
     training_windows,
-    with_object_positions,
+    with_frame_features,
 )
 from worldmodel.training.ac_module import ACModule
 from worldmodel.training.embedding_cache import cache_key
+from worldmodel.training.pixel_state_fit import run_pixel_state
 from worldmodel.training.readout_fit import run_readout
 from worldmodel.training.runs import RunDir, make_trainer
 
@@ -51,16 +52,19 @@ def predictor_metadata(config: Config, ac: ACPredictorConfig, key: CacheKey) -> 
         "latent_pool": str(key.latent_pool),
         "state_update": config.train.state_update,
         "readout": config.readout.kind,
-    } | object_metadata(config)
+    } | frame_terms_metadata(config)
 
 
-def object_metadata(config: Config) -> dict[str, str]:
-    """The object term's keys, only when it is on: runs without it keep the header they always had
+def frame_terms_metadata(config: Config) -> dict[str, str]:
+    """The pixel state and object terms' keys, only when on: runs without them keep the header they had
     (stored benchmark points hash the weights files' headers)."""
     r = config.readout
-    if r.object_weight <= 0:
-        return {}
-    return {"object_weight": str(r.object_weight), "object_temperature": str(r.object_temperature)}
+    keys = {}
+    if r.state_weight > 0 and r.state_source == "pixels":
+        keys["state_source"] = "pixels"  # <run>/pixel_state.safetensors joins the latent
+    if r.object_weight > 0:
+        keys |= {"object_weight": str(r.object_weight), "object_temperature": str(r.object_temperature)}
+    return keys
 
 
 def train(config: Config) -> Path:
@@ -79,12 +83,21 @@ def train(config: Config) -> Path:
             readout = run_readout(config, run.path, windows.episodes, key.latent_pool, save=run.owner)
             episodes = [(apply_readout(readout, z), s, a) for z, s, a in windows.episodes]
             r = config.readout
-            if r.object_weight > 0:
-                episodes = with_object_positions(
-                    episodes, t.data, ObjectTerm(r.object_weight, r.object_temperature)
+            extra = 0  # the dims the frames add: the pixel state estimate, then the object's (x, y)
+            if r.state_weight > 0 and r.state_source == "pixels":
+                head = run_pixel_state(config, run.path, save=run.owner)
+                device = next(head.parameters()).device
+                episodes = with_frame_features(
+                    episodes, t.data, lambda frames: head.weighted(frames.to(device))
                 )
+                extra += head.state_dim
+            if r.object_weight > 0:
+                episodes = with_frame_features(
+                    episodes, t.data, ObjectTerm(r.object_weight, r.object_temperature).positions
+                )
+                extra += 2
             windows = LatentWindows(episodes, t.clip_len)
-            ac = readout_predictor_config(ac, readout, object_term=r.object_weight > 0)
+            ac = readout_predictor_config(ac, readout, extra)
         metadata = predictor_metadata(config, ac, key)
         fit_predictor(run, config, windows, ac, None if t.from_cache else encoder, resume_from, metadata)
         for k in range(1, t.ensemble):

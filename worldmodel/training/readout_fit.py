@@ -22,6 +22,7 @@ Only logged data: the cached tokens, the actions and the states.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -263,10 +264,13 @@ def run_readout(
     device = resolve_device(config.run.device)
     if config.train.resume and path.is_file():
         return load_readout(path).to(device)
+    cfg = config.readout
+    if cfg.state_source == "pixels":  # the state is read off the frames (pixel_state_fit.py), not here
+        cfg = replace(cfg, state_weight=0.0)
     readout = train_readout(
         [(z, a) for z, _, a in episodes],
         grid,
-        config.readout,
+        cfg,
         seed=config.run.seed,
         device=device,
         states=[s for _, s, _ in episodes],

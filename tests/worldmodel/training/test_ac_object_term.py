@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -16,7 +18,7 @@ from worldmodel.evaluation.rollout_report import rollout_report
 from worldmodel.models.object_locator import ObjectTerm, frame_colours, locate_object
 from worldmodel.models.readout import ReadoutConfig
 from worldmodel.models.world_model import WorldModel
-from worldmodel.training.ac_data import with_object_positions
+from worldmodel.training.ac_data import with_frame_features
 
 KEYPOINTS = ["readout.kind=keypoints", "readout.keypoints=4", "readout.steps=20"]
 
@@ -73,7 +75,7 @@ def test_object_positions_join_every_cache_entry_copies_included(tiny_dataset) -
         for c in range(2)
         for t in lengths
     ]
-    joined = with_object_positions(episodes, str(tiny_dataset), ObjectTerm(4.0))
+    joined = with_frame_features(episodes, str(tiny_dataset), ObjectTerm(4.0).positions)
     frames = torch.from_numpy(reader.read_frames(0))
     expected = 4.0 * locate_object(frames, frame_colours(frames))
     for copy in (0, 1):
@@ -81,7 +83,7 @@ def test_object_positions_join_every_cache_entry_copies_included(tiny_dataset) -
         assert latents.shape == (lengths[0], 1, 6) and (latents[..., :4] == copy).all()
         np.testing.assert_allclose(latents[:, 0, 4:], expected.numpy(), rtol=1e-5, atol=1e-6)
     with pytest.raises(UserError, match="rebuild it with `wm cache`"):
-        with_object_positions(episodes[:-1], str(tiny_dataset), ObjectTerm(4.0))
+        with_frame_features(episodes[:-1], str(tiny_dataset), ObjectTerm(4.0).positions)
 
 
 def test_object_weight_needs_the_keypoint_readout() -> None:
@@ -111,3 +113,40 @@ def test_a_run_with_a_state_term_encodes_the_estimate_between_keypoints_and_obje
     assert torch.isfinite(estimate).all() and estimate.std(0).gt(0).all()  # it reads each frame
     torch.testing.assert_close(z[:, 0, 11:], 16 * locate_object(frames, frame_colours(frames)))
     assert np.isfinite(plan_one_episode(run, "jepa_wm/Reach-v0")).all()
+
+
+def test_a_run_with_a_pixel_state_term_reads_the_state_off_the_frames(tiny_dataset, tmp_path) -> None:
+    """`readout.state_source=pixels`: the estimate comes from the run's pixel_state.safetensors (the
+    readout has no state head), sits between keypoints and object, the rollout report joins it to
+    the cached keypoints as `encode` does, and the run plans."""
+    run = make_tiny_run(
+        tmp_path, tiny_dataset, *KEYPOINTS, "readout.object_weight=16", "readout.state_weight=4",
+        "readout.state_dims=[0,1,2,6]", "readout.state_source=pixels", "readout.pixel_steps=20", name="pix",
+    )  # fmt: skip
+    wm = WorldModel.from_run(run)
+    assert (run / "pixel_state.safetensors").is_file() and wm.metadata["state_source"] == "pixels"
+    assert wm.readout.state_dim == 0 and wm.pixel_state.state_dim == 4
+    assert wm.predictor.cfg.embed_dim == 8 + 4 + 2
+    frames = torch.from_numpy(EpisodeReader(tiny_dataset).read_frames(0)[:5])
+    z = wm.encode(frames)
+    assert z.shape == (5, 1, 14)
+    torch.testing.assert_close(z[:, 0, 8:12], 4 * wm.pixel_state(frames))
+    torch.testing.assert_close(z[:, 0, 12:], 16 * locate_object(frames, frame_colours(frames)))
+    cached = rollout_report(wm, run, tiny_dataset, horizon=2)
+    encoded = rollout_report(wm, run, tiny_dataset, horizon=2, cache=run / "none.h5")
+    assert cached.latents.startswith("cache ")
+    for a, b in zip(cached.rows, encoded.rows, strict=True):
+        assert a.model_l1 == pytest.approx(b.model_l1, rel=2e-2)
+    assert np.isfinite(plan_one_episode(run, "jepa_wm/Reach-v0")).all()
+    (run / "pixel_state.safetensors").unlink()
+    with pytest.raises(UserError, match="pixel_state.safetensors is missing"):
+        WorldModel.from_run(run)
+
+
+def test_state_source_is_checked() -> None:
+    with pytest.raises(
+        ConfigError, match=re.escape("'readout.state_source': expected tokens | pixels, got 'camera'")
+    ):
+        ReadoutConfig(kind="keypoints", state_source="camera").validate()
+    with pytest.raises(ConfigError, match="'readout.pixel_steps': expected an integer >= 1"):
+        ReadoutConfig(kind="keypoints", pixel_steps=0).validate()
