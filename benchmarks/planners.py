@@ -202,6 +202,8 @@ NEUTRAL_KEYS = {
     ("eval", "save_episodes"): "",
     ("readout", "state_weight"): 0.0,
     ("readout", "state_dims"): [],
+    ("readout", "state_source"): "tokens",
+    ("readout", "pixel_steps"): 2000,
 }
 
 
