@@ -19,7 +19,7 @@ from worldmodel.common.errors import UserError
 from worldmodel.common.progress import ProgressReport
 from worldmodel.config.schema import Config
 from worldmodel.models.pixel_state import PIXEL_STATE_FILE, PixelStateHead, load_pixel_state, save_pixel_state
-from worldmodel.training.readout_fit import standardised
+from worldmodel.training.readout_fit import chosen_state_dims, standardised
 
 BATCH = 128
 PEAK_LR = 2e-3
@@ -66,13 +66,8 @@ def dataset_frames_and_states(data: str, dims: list[int]) -> tuple[torch.Tensor,
     if not frames:
         raise UserError(f"{data}: no episodes to fit the pixel state head on")
     all_states = np.concatenate(states)
-    dims = dims or list(range(all_states.shape[-1]))
-    if max(dims) >= all_states.shape[-1]:
-        raise UserError(
-            f"config key 'readout.state_dims': expected indices below the logged state's "
-            f"{all_states.shape[-1]} dims, got {dims}"
-        )
-    return torch.from_numpy(np.concatenate(frames)), torch.from_numpy(all_states[:, dims])
+    chosen = chosen_state_dims(dims, all_states.shape[-1])
+    return torch.from_numpy(np.concatenate(frames)), torch.from_numpy(all_states[:, chosen])
 
 
 def run_pixel_state(config: Config, run_path: Path, save: bool = True) -> PixelStateHead:

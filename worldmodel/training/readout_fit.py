@@ -119,6 +119,16 @@ def standardised(values: Tensor) -> Tensor:
     return torch.where(spread > 1e-6, (values - values.mean(0)) / spread.clamp_min(1e-6), 0.0)
 
 
+def chosen_state_dims(dims: Sequence[int], logged: int) -> list[int]:
+    """`readout.state_dims` checked against the `logged` state's width (empty: every dim)."""
+    chosen = list(dims) or list(range(logged))
+    if max(chosen) >= logged:
+        raise UserError(
+            f"config key 'readout.state_dims': expected indices below the logged state's {logged} dims, got {chosen}"
+        )
+    return chosen
+
+
 def transport_loss(
     transport: TokenTransport, tokens0: Tensor, tokens1: Tensor, heat0: Tensor, heat1: Tensor
 ) -> Tensor:
@@ -174,13 +184,7 @@ def train_readout(
         all_states = standardised(logged).to(device)
     state_targets = None  # the state head's targets: the chosen dims of the standardised states
     if cfg.state_weight > 0:
-        dims = list(cfg.state_dims) or list(range(all_states.shape[-1]))
-        if max(dims) >= all_states.shape[-1]:
-            raise UserError(
-                f"config key 'readout.state_dims': expected indices below the logged state's "
-                f"{all_states.shape[-1]} dims, got {dims}"
-            )
-        state_targets = all_states[:, dims]
+        state_targets = all_states[:, chosen_state_dims(cfg.state_dims, all_states.shape[-1])]
     state_dim = 0 if state_targets is None else state_targets.shape[-1]
     readout = KeypointReadout(
         tokens.shape[-1], grid, cfg.keypoints, cfg.hidden, state_dim=state_dim, state_weight=cfg.state_weight
