@@ -204,6 +204,7 @@ NEUTRAL_KEYS = {
     ("readout", "state_dims"): [],
     ("readout", "state_source"): "tokens",
     ("readout", "pixel_steps"): 2000,
+    ("eval", "sim_action_cost"): 0.0,
 }
 
 

@@ -80,8 +80,9 @@ def eval_command(overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP
 
     Keys (eval.*): tasks, episodes, budget (MPC steps), split, save_episodes (a folder: the played
     episodes as training data, <row>_<Task>.h5; use split=train),
-    rows (oracle | simulator | learned, and the baselines random | shooting), encoder, latent_grid, sim_samples, sim_iterations, sim_output (mean | best), object_weight (simulator row: the object's position found by colour joins the latent; 16 plans Push), name; planner
-    keys: plan.* (plan.output = mean | best for the learned row; plan.disagreement_weight weighs an
+    rows (oracle | simulator | learned, and the baselines random | shooting), encoder, latent_grid, sim_samples, sim_iterations, sim_output (mean | best), sim_action_cost (the simulator rows' plan.action_cost), object_weight (simulator row: the object's position found by colour joins the latent; 16 plans Push), name; planner
+    keys: plan.* (plan.output = mean | best for the learned row; plan.action_cost x mean |action|
+    steadies its gripper; plan.disagreement_weight weighs an
     ensemble run's disagreement, `wm train train.ensemble=3`). Outputs go to runs/eval/<eval.name>/.
     The learned and shooting rows use eval.world_model, by default the active preset's AC run
     <run.root>/ac/<run.name> (what `wm demo` trains). Bare keys mean the same as under `wm plan`.

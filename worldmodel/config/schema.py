@@ -136,6 +136,10 @@ class EvalConfig:
     # cem plan output of the simulator rows: with so few samples the elites' mean is noise of
     # about one step near the goal, the best sampled sequence is not (benchmarks/experiments.md).
     sim_output: str = "best"
+    # Control cost of the simulator rows (plan.action_cost is the learned row's): the oracle's energy
+    # is in metres and the simulator row's in its encoder's units, so a cost set for the learned
+    # row's latent would swamp them.
+    sim_action_cost: float = 0.0
     # Episodes of the diagnostic rows (oracle, simulator: they simulate every candidate on the
     # CPU); 0 = eval.episodes, as for every other row.
     diagnostic_episodes: int = 0
@@ -169,6 +173,7 @@ class EvalConfig:
         _check(self.sim_samples >= 1, "eval.sim_samples", "an integer >= 1", self.sim_samples)
         _check(self.sim_iterations >= 1, "eval.sim_iterations", "an integer >= 1", self.sim_iterations)
         _check(self.sim_output in ("mean", "best"), "eval.sim_output", "mean | best", self.sim_output)
+        _check(self.sim_action_cost >= 0, "eval.sim_action_cost", "a number >= 0", self.sim_action_cost)
         _check(self.first_episode >= 0, "eval.first_episode", "an integer >= 0", self.first_episode)
         _check(
             self.diagnostic_episodes >= 0,

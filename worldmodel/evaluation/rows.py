@@ -99,7 +99,7 @@ def named_action_bounds(box: gym.spaces.Box, names: Sequence[str] | None, fix_ro
 
 
 def build_planner(config: Config, env: gym.Env, row: str) -> PlannerBase:
-    """The row's planner: `plan.*`, with the `eval.sim_*` budget and output on the simulator rows;
+    """The row's planner: `plan.*`, with the `eval.sim_*` budget, output and control cost on the simulator rows;
     `random` plans one uniform random action, `shooting` is random shooting at the `plan.*` budget.
     Episode e of the batch draws from generator plan.seed + eval.first_episode + e."""
     plan, ev = config.plan, config.eval
@@ -114,7 +114,7 @@ def build_planner(config: Config, env: gym.Env, row: str) -> PlannerBase:
     if row in SIMULATOR_ROWS:
         return make_planner(
             plan, bounds=bounds, samples=ev.sim_samples, iterations=ev.sim_iterations, output=ev.sim_output,
-            seed=seed,
+            action_cost=ev.sim_action_cost, seed=seed,
         )  # fmt: skip
     return make_planner(plan, bounds=bounds, seed=seed)
 

@@ -8,7 +8,7 @@ the config, and turned into the predictor's config by `predictor_config`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -215,11 +215,11 @@ def readout_predictor_config(
 
 
 def with_frame_features(
-    episodes: list[Episode], data: str, features: Callable[[torch.Tensor], torch.Tensor]
+    episodes: list[Episode], data: str, features: Sequence[Callable[[torch.Tensor], torch.Tensor]]
 ) -> list[Episode]:
-    """Each cache entry's keypoint latents `[T+1, 1, L]` with `features(frames)` `[T+1, F]` of its
-    frames joined (what `WorldModel.encode` adds: a pixel state estimate, the object's weighted
-    (x, y)). The cache holds tokens, not pixels, so the dataset's frames are read here; entry
+    """Each cache entry's keypoint latents `[T+1, 1, L]` with each of `features(frames)` `[T+1, F_k]`
+    joined in order (what `WorldModel.encode` adds: a pixel state estimate, the object's weighted
+    (x, y)). The cache holds tokens, not pixels, so the dataset's frames are read here, once; entry
     c * n + i is copy c of episode i (`train.augment_copies` recolour, they move nothing), so every
     copy takes the recorded frames' features."""
     reader = EpisodeReader(data)
@@ -237,7 +237,7 @@ def with_frame_features(
                 "(rebuild the cache with `wm cache`)"
             )
         with torch.no_grad():
-            joined.append(features(frames)[:, None].cpu().numpy())  # [T+1, 1, F]
+            joined.append(torch.cat([f(frames).cpu() for f in features], -1)[:, None].numpy())  # [T+1, 1, F]
     return [
         (np.concatenate([z, joined[i % n].astype(z.dtype)], axis=-1), states, actions)
         for i, (z, states, actions) in enumerate(episodes)

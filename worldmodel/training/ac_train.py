@@ -83,19 +83,17 @@ def train(config: Config) -> Path:
             readout = run_readout(config, run.path, windows.episodes, key.latent_pool, save=run.owner)
             episodes = [(apply_readout(readout, z), s, a) for z, s, a in windows.episodes]
             r = config.readout
-            extra = 0  # the dims the frames add: the pixel state estimate, then the object's (x, y)
+            features, extra = [], 0  # what the frames add: the pixel state estimate, then the object's (x, y)
             if r.state_weight > 0 and r.state_source == "pixels":
                 head = run_pixel_state(config, run.path, save=run.owner)
                 device = next(head.parameters()).device
-                episodes = with_frame_features(
-                    episodes, t.data, lambda frames: head.weighted(frames.to(device))
-                )
+                features.append(lambda frames: head.weighted(frames.to(device)))
                 extra += head.state_dim
             if r.object_weight > 0:
-                episodes = with_frame_features(
-                    episodes, t.data, ObjectTerm(r.object_weight, r.object_temperature).positions
-                )
+                features.append(ObjectTerm(r.object_weight, r.object_temperature).positions)
                 extra += 2
+            if features:
+                episodes = with_frame_features(episodes, t.data, features)
             windows = LatentWindows(episodes, t.clip_len)
             ac = readout_predictor_config(ac, readout, extra)
         metadata = predictor_metadata(config, ac, key)

@@ -2,16 +2,20 @@
 
 Only what a robot logs: each frame and its proprioceptive state. The targets are the chosen state
 dims standardised over the dataset, as the token state head's are, so `readout.state_weight` means
-the same for both sources.
+the same for both sources. A dataset whose frames exceed `FRAME_BUDGET` bytes is never held whole:
+the fit samples from a random subset of its episodes that fits, drawn afresh every `REDRAW` steps.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import Tensor
 
 from data.episodes import EpisodeReader
 from worldmodel.common.devices import resolve_device
@@ -23,29 +27,84 @@ from worldmodel.training.readout_fit import chosen_state_dims, standardised
 
 BATCH = 128
 PEAK_LR = 2e-3
+FRAME_BUDGET = 2 * 1024**3  # uint8 frame bytes held at once (the small preset's 51k 64-px frames: 630 MB)
+REDRAW = 250  # steps between subsets when the frames exceed the budget
+
+
+@dataclass
+class LoggedFrames:
+    """Per-episode frames (read on demand) and standardised targets, under a memory `budget`."""
+
+    read_frames: Callable[[int], np.ndarray]  # episode index -> uint8 frames [T, H, W, 3]
+    targets: list[Tensor]  # per episode, [T, S], standardised over the whole dataset
+    frame_bytes: int
+    budget: int = FRAME_BUDGET
+    source: str = "frames"  # named in errors
+
+    @classmethod
+    def from_arrays(cls, frames: Tensor, states: Tensor, budget: int = FRAME_BUDGET) -> LoggedFrames:
+        """Frames `[N, H, W, 3]` and their states `[N, S]` already in memory, as one episode."""
+        return cls(lambda _: frames.numpy(), [standardised(states.float())], frames[0].numel(), budget)
+
+    @classmethod
+    def from_dataset(cls, data: str, dims: list[int], budget: int = FRAME_BUDGET) -> LoggedFrames:
+        """A dataset's episodes and the chosen dims of their logged state (all when `dims` is empty);
+        only the states are read now."""
+        reader = EpisodeReader(data)
+        if not len(reader):
+            raise UserError(f"{data}: no episodes to fit the pixel state head on")
+        states = [reader.read_states(i) for i in range(len(reader))]
+        chosen = chosen_state_dims(dims, states[0].shape[-1])
+        targets = standardised(torch.from_numpy(np.concatenate(states)[:, chosen]).float())
+        first = reader.read_frames(0, slice(0, 1))
+        per_episode = list(targets.split([len(s) for s in states]))
+        return cls(reader.read_frames, per_episode, first[0].size, budget, source=data)
+
+    @property
+    def whole(self) -> bool:
+        return sum(len(t) for t in self.targets) * self.frame_bytes <= self.budget
+
+    def draw(self, rng: np.random.Generator) -> tuple[Tensor, Tensor]:
+        """All frames and targets when they fit the budget, else a random subset of episodes that does."""
+        order = range(len(self.targets)) if self.whole else rng.permutation(len(self.targets))
+        chosen, used = [], 0
+        for index in order:
+            cost = len(self.targets[index]) * self.frame_bytes
+            if chosen and used + cost > self.budget:
+                break
+            chosen.append(int(index))
+            used += cost
+        chosen.sort()  # the file is read in order
+        frames = [self.read_frames(i) for i in chosen]
+        for i, f in zip(chosen, frames, strict=True):
+            if len(f) != len(self.targets[i]):
+                raise UserError(
+                    f"{self.source}: episode {i} has {len(f)} frames, expected one per logged state ({len(self.targets[i])})"
+                )
+        return torch.from_numpy(np.concatenate(frames)), torch.cat([self.targets[i] for i in chosen])
 
 
 def fit_pixel_state(
-    frames: torch.Tensor,
-    states: torch.Tensor,
+    logged: LoggedFrames,
     steps: int,
     weight: float,
     seed: int = 0,
     progress: bool | str = True,
     device: torch.device | str = "cpu",
 ) -> PixelStateHead:
-    """uint8 frames `[N, H, W, 3]` and their states `[N, S]` -> a head fitted by MSE on the
-    standardised states, with recoloured frames (one-cycle schedule, batch 128)."""
+    """A head fitted by MSE on `logged`'s standardised states, with recoloured frames (one-cycle
+    schedule, batch 128); the frames are re-drawn every `REDRAW` steps when they exceed the budget."""
     device = torch.device(device)
     torch.manual_seed(seed)
-    targets = standardised(states.float()).to(device)
-    frames = frames.to(device)
-    head = PixelStateHead(targets.shape[-1], weight=weight).to(device)
+    rng = np.random.default_rng(seed)
+    head = PixelStateHead(logged.targets[0].shape[-1], weight=weight).to(device)
     optimizer = torch.optim.AdamW(head.parameters(), lr=PEAK_LR / 2, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, PEAK_LR, total_steps=steps)
     with ProgressReport("train", progress) as report:
         fitting = report.task("pixel state head", steps, "steps")
         for step in range(steps):
+            if step == 0 or (step % REDRAW == 0 and not logged.whole):
+                frames, targets = (t.to(device) for t in logged.draw(rng))
             index = torch.randint(len(frames), (BATCH,), device=device)
             loss = F.mse_loss(head(frames[index], augment=True), targets[index])
             optimizer.zero_grad(set_to_none=True)
@@ -58,18 +117,6 @@ def fit_pixel_state(
     return head.eval().requires_grad_(False)
 
 
-def dataset_frames_and_states(data: str, dims: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Every frame of `data` and the chosen dims of its logged state (all dims when `dims` is empty)."""
-    reader = EpisodeReader(data)
-    frames = [reader.read_frames(i) for i in range(len(reader))]
-    states = [reader.read_states(i) for i in range(len(reader))]
-    if not frames:
-        raise UserError(f"{data}: no episodes to fit the pixel state head on")
-    all_states = np.concatenate(states)
-    chosen = chosen_state_dims(dims, all_states.shape[-1])
-    return torch.from_numpy(np.concatenate(frames)), torch.from_numpy(all_states[:, chosen])
-
-
 def run_pixel_state(config: Config, run_path: Path, save: bool = True) -> PixelStateHead:
     """A run's pixel state head: reused from `<run>/pixel_state.safetensors` on resume=true, else
     fitted on `train.data` and saved there (if `save`)."""
@@ -78,8 +125,8 @@ def run_pixel_state(config: Config, run_path: Path, save: bool = True) -> PixelS
     if config.train.resume and path.is_file():
         return load_pixel_state(path).to(device)
     r = config.readout
-    frames, states = dataset_frames_and_states(config.train.data, list(r.state_dims))
-    head = fit_pixel_state(frames, states, r.pixel_steps, r.state_weight, seed=config.run.seed, device=device)
+    logged = LoggedFrames.from_dataset(config.train.data, list(r.state_dims))
+    head = fit_pixel_state(logged, r.pixel_steps, r.state_weight, seed=config.run.seed, device=device)
     if save:
         save_pixel_state(head, path)
     return head

@@ -66,7 +66,7 @@ def test_a_run_without_it_keeps_its_header_and_width(tiny_dataset, tmp_path) -> 
     assert not any(key.startswith("object") for key in wm.metadata)
 
 
-def test_object_positions_join_every_cache_entry_copies_included(tiny_dataset) -> None:
+def test_frame_features_join_every_cache_entry_in_order_copies_included(tiny_dataset) -> None:
     reader = EpisodeReader(tiny_dataset)
     n = len(reader)
     lengths = [len(reader.read_states(i)) for i in range(n)]
@@ -75,15 +75,20 @@ def test_object_positions_join_every_cache_entry_copies_included(tiny_dataset) -
         for c in range(2)
         for t in lengths
     ]
-    joined = with_frame_features(episodes, str(tiny_dataset), ObjectTerm(4.0).positions)
+
+    def frame_count(frames: torch.Tensor) -> torch.Tensor:  # a feature that shows where it lands
+        return torch.full((len(frames), 1), float(len(frames)))
+
+    joined = with_frame_features(episodes, str(tiny_dataset), [frame_count, ObjectTerm(4.0).positions])
     frames = torch.from_numpy(reader.read_frames(0))
     expected = 4.0 * locate_object(frames, frame_colours(frames))
     for copy in (0, 1):
         latents = joined[copy * n][0]
-        assert latents.shape == (lengths[0], 1, 6) and (latents[..., :4] == copy).all()
-        np.testing.assert_allclose(latents[:, 0, 4:], expected.numpy(), rtol=1e-5, atol=1e-6)
+        assert latents.shape == (lengths[0], 1, 7) and (latents[..., :4] == copy).all()
+        assert (latents[:, 0, 4] == lengths[0]).all()
+        np.testing.assert_allclose(latents[:, 0, 5:], expected.numpy(), rtol=1e-5, atol=1e-6)
     with pytest.raises(UserError, match="rebuild it with `wm cache`"):
-        with_frame_features(episodes[:-1], str(tiny_dataset), ObjectTerm(4.0).positions)
+        with_frame_features(episodes[:-1], str(tiny_dataset), [ObjectTerm(4.0).positions])
 
 
 def test_object_weight_needs_the_keypoint_readout() -> None:
