@@ -99,9 +99,9 @@ def named_action_bounds(box: gym.spaces.Box, names: Sequence[str] | None, fix_ro
 
 
 def build_planner(config: Config, env: gym.Env, row: str) -> PlannerBase:
-    """The row's planner: `plan.*`, with the `eval.sim_*` budget, output and control cost on the simulator rows;
-    `random` plans one uniform random action, `shooting` is random shooting at the `plan.*` budget.
-    Episode e of the batch draws from generator plan.seed + eval.first_episode + e."""
+    """The row's planner: `plan.*`, with the `eval.sim_*` budget, output and control cost on the
+    simulator rows; `random` plans one uniform random action, `shooting` is random shooting at the
+    `plan.*` budget. Episode e of the batch draws from generator plan.seed + eval.first_episode + e."""
     plan, ev = config.plan, config.eval
     bounds = action_bounds(env, plan.fix_rotation)
     seed = plan.seed + ev.first_episode

@@ -78,8 +78,9 @@ class LoggedFrames:
         frames = [self.read_frames(i) for i in chosen]
         for i, f in zip(chosen, frames, strict=True):
             if len(f) != len(self.targets[i]):
+                expected = len(self.targets[i])
                 raise UserError(
-                    f"{self.source}: episode {i} has {len(f)} frames, expected one per logged state ({len(self.targets[i])})"
+                    f"{self.source}: episode {i} has {len(f)} frames, expected one per logged state ({expected})"
                 )
         return torch.from_numpy(np.concatenate(frames)), torch.cat([self.targets[i] for i in chosen])
 
