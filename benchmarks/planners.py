@@ -199,6 +199,7 @@ NEUTRAL_KEYS = {
     ("readout", "object_temperature"): 0.01,
     ("train", "ensemble"): 1,
     ("plan", "disagreement_weight"): 0.0,
+    ("plan", "disagreement_dims"): [],
     ("eval", "save_episodes"): "",
     ("readout", "state_weight"): 0.0,
     ("readout", "state_dims"): [],

@@ -149,6 +149,7 @@ class PlannerBase:
             config.proprio_weight,
             config.action_cost,
             config.disagreement_weight,
+            config.disagreement_dims,
         )
         self._generators: list[torch.Generator] = []
         self._prev_plan: Tensor | None = None  # [E,H,A]

@@ -45,6 +45,10 @@ class PlannerConfig:
     # planners/energies.py) added to each candidate's energy, so plans stay where the model was
     # trained; 0 = score the members' mean only. No effect on a single predictor.
     disagreement_weight: float = 0.0
+    # The latent dims the disagreement averages over ([] = every dim; Python indices, so a run with an
+    # object term, whose latent ends in the object's (x, y), takes [-2, -1]): where the members
+    # disagree about the hand too, the penalty holds long honest hand moves back (experiments §58, §62).
+    disagreement_dims: list[int] = field(default_factory=list)
     # Hold a 7-D arm's rotation dims at 0, as the official planner; applied by whoever builds the
     # planner's action bounds from the env (worldmodel/evaluation/rows.py).
     fix_rotation: bool = True

@@ -8,7 +8,7 @@ disagreement; it says itself whether it needs predicted states or every member's
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -45,12 +45,22 @@ class AllStepsL1:
         return (per_step * weights).sum(1) / weights.sum()
 
 
-def disagreement(members: Tensor) -> Tensor:
-    """Members' rollouts [K,B,H,N,D] -> [B]: their standard deviation, averaged over steps and dims.
+def disagreement(members: Tensor, dims: tuple[int, ...] = ()) -> Tensor:
+    """Members' rollouts [K,B,H,N,D] -> [B]: their standard deviation, averaged over steps, tokens and
+    the latent `dims` (all of them when empty).
 
     Where the members disagree, the data did not pin the prediction down: a planner that seeks low
     energy there is exploiting the model's errors rather than finding a way to the goal."""
-    return members.std(0).flatten(1).mean(1)
+    spread = members.std(0)
+    if dims:
+        width = spread.shape[-1]
+        if not all(-width <= d < width for d in dims):
+            raise ConfigError(
+                f"config key 'plan.disagreement_dims': expected indices of the {width}-dim latent, "
+                f"got {list(dims)}"
+            )
+        spread = spread[..., list(dims)]
+    return spread.flatten(1).mean(1)
 
 
 @dataclass(frozen=True)
@@ -68,6 +78,7 @@ class Energy:
     proprio_weight: float = 0.0
     action_cost: float = 0.0
     disagreement_weight: float = 0.0
+    disagreement_dims: tuple[int, ...] = ()  # the latent dims `disagreement` averages over; () = all
 
     @property
     def needs_states(self) -> bool:
@@ -97,13 +108,14 @@ def make_energy(
     proprio_weight: float = 0.0,
     action_cost: float = 0.0,
     disagreement_weight: float = 0.0,
+    disagreement_dims: Sequence[int] = (),
 ) -> Energy:
     """The energy named by the config's `energy` / `discount` / `proprio_weight` / `action_cost` /
-    `disagreement_weight`."""
+    `disagreement_weight` / `disagreement_dims`."""
     if name == "last_frame_l1":
         score: Score = last_frame_l1
     elif name == "all_steps_l1":
         score = AllStepsL1(discount)
     else:
         raise ConfigError(f"config key 'energy': expected one of {', '.join(ENERGIES)}, got {name!r}")
-    return Energy(score, proprio_weight, action_cost, disagreement_weight)
+    return Energy(score, proprio_weight, action_cost, disagreement_weight, tuple(disagreement_dims))

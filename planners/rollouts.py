@@ -88,7 +88,7 @@ def chunk_energy(
     if energy.disagreement_weight > 0 and isinstance(wm, EnsembleWorldModel) and wm.ensemble_size > 1:
         members, pred_states = wm.rollout_members(z0, state0, actions)
         score = energy(members.mean(0), z_goal, actions, pred_states, goal_state)
-        return score + energy.disagreement_weight * disagreement(members)
+        return score + energy.disagreement_weight * disagreement(members, energy.disagreement_dims)
     if goal_state is not None and energy.needs_states and isinstance(wm, StatePredictingWorldModel):
         pred, pred_states = wm.rollout_with_states(z0, state0, actions)
         return energy(pred, z_goal, actions, pred_states, goal_state)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 from planner_toys import EnsembleToyWorldModel, StatefulToyWorldModel, ToyWorldModel
@@ -15,8 +17,10 @@ from planners import (
     evaluate_energies,
     last_frame_l1,
     make_energy,
+    make_planner,
     rollout_in_chunks,
 )
+from worldmodel.common.errors import ConfigError
 
 # B=1, H=2, N=1, D=2: step 0 is off by (1, 3), step 1 by (0.5, -0.5) from the goal (0, 0).
 PRED = torch.tensor([[[[1.0, 3.0]], [[0.5, -0.5]]]])
@@ -113,6 +117,30 @@ def test_action_cost_adds_the_mean_absolute_action_of_each_candidate() -> None:
 def test_disagreement_is_the_members_std_averaged_over_steps_and_dims() -> None:
     members = torch.tensor([[[[[0.0, 2.0]]]], [[[[2.0, 2.0]]]]])  # K=2, B=1, H=1, N=1, D=2
     assert disagreement(members).tolist() == pytest.approx([(2**0.5 + 0.0) / 2])
+    # on chosen latent dims only (Python indices): the dim they agree on costs nothing
+    assert disagreement(members, (0,)).tolist() == pytest.approx([2**0.5])
+    assert disagreement(members, (-1,)).tolist() == [0.0]
+    with pytest.raises(
+        ConfigError, match=r"'plan.disagreement_dims': expected indices of the 2-dim latent, got \[2\]"
+    ):
+        disagreement(members, (2,))
+
+
+def test_the_disagreement_on_chosen_dims_reaches_the_planners_energy() -> None:
+    """`plan.disagreement_dims` travels from the config to the penalty the planner adds."""
+    wm = EnsembleToyWorldModel()
+    state = torch.zeros(1, 4)
+    z, goal = wm.latent(state), wm.latent(state + 0.1)
+    candidates = 0.05 * torch.randn(1, 6, 3, 7, generator=torch.Generator().manual_seed(2))
+    members, _ = wm.rollout_members(z.expand(6, -1, -1), state.expand(6, -1), candidates[0])
+    planner = make_planner("cem", disagreement_weight=2.0, disagreement_dims=[-1])
+    assert planner.energy_fn.disagreement_dims == (-1,)
+    plain, _ = evaluate_energies(
+        wm, replace(planner.energy_fn, disagreement_weight=0.0), z, state, goal, candidates
+    )
+    chosen, _ = evaluate_energies(wm, planner.energy_fn, z, state, goal, candidates)
+    torch.testing.assert_close(chosen - plain, 2.0 * disagreement(members, (-1,))[None])
+    assert not torch.allclose(disagreement(members, (-1,)), disagreement(members))
 
 
 def test_an_ensemble_is_scored_on_its_mean_plus_the_weighted_disagreement() -> None:

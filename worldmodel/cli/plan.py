@@ -57,8 +57,10 @@ def use_world_model(config: Config, rows: list[str], command: str) -> str:
             )
         config.eval.world_model = choice.path
         members = len(member_files(Path(choice.path))) if Path(choice.path).is_dir() else 0
+        dims = config.plan.disagreement_dims
         ensemble = (
             f"; an ensemble of {members + 1} predictors, plan.disagreement_weight={config.plan.disagreement_weight:g}"
+            + (f" on latent dims {list(dims)}" if dims else "")
             if members
             else ""
         )
@@ -83,7 +85,8 @@ def eval_command(overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP
     rows (oracle | simulator | learned, and the baselines random | shooting), encoder, latent_grid, sim_samples, sim_iterations, sim_output (mean | best), sim_action_cost (the simulator rows' plan.action_cost), object_weight (simulator row: the object's position found by colour joins the latent; 16 plans Push), name; planner
     keys: plan.* (plan.output = mean | best for the learned row; plan.action_cost x mean |action|
     steadies its gripper; plan.disagreement_weight weighs an
-    ensemble run's disagreement, `wm train train.ensemble=3`). Outputs go to runs/eval/<eval.name>/.
+    ensemble run's disagreement, `wm train train.ensemble=3`, over plan.disagreement_dims: [-2,-1]
+    = the object's (x, y) of a run with readout.object_weight). Outputs go to runs/eval/<eval.name>/.
     The learned and shooting rows use eval.world_model, by default the active preset's AC run
     <run.root>/ac/<run.name> (what `wm demo` trains). Bare keys mean the same as under `wm plan`.
     Learned rows also get a forecast check (results.json `forecast_vs_copy`): the model's next latent
