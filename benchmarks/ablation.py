@@ -187,7 +187,10 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
             f"wm bench ablation: --rows: expected names from simulator,learned, got {args.rows!r}"
         )
     args.rows = ",".join(rows)
-    base = load_config([f"preset={args.preset}", f"run.root={args.root}", *args.overrides])
+    # The encoders' own latents are compared: the frame terms (the object found by colour, the pixel
+    # state) read the frames whatever the encoder, so they stay out unless an override asks for them.
+    frame_terms = ["readout.object_weight=0", "readout.state_weight=0"]
+    base = load_config([f"preset={args.preset}", f"run.root={args.root}", *frame_terms, *args.overrides])
     base.eval.tasks = [t for t in args.tasks.split(",") if t]
     base.eval.episodes = args.episodes
     use_threads(base.run.num_threads)

@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> dict:
         # (keypoints and copies train on the cache), so both modes use that whatever the preset says.
         base = [f"data={data}", f"encoder={root / 'enc'}", f"cache={root / 'emb.h5'}", f"run.root={root}",
                 f"batch_size={args.batch_size}", f"threads={args.threads}", "readout.kind=pool",
-                "augment_copies=0"]  # fmt: skip
+                "readout.object_weight=0", "readout.state_weight=0", "augment_copies=0"]  # fmt: skip
         config = load_config(base, preset="tiny", section="train")
         torch.manual_seed(0)
         encoder = VisionTransformer(config.jepa.encoder)

@@ -1,7 +1,9 @@
 """End-to-end demo stage times: the whole tiny pipeline from nothing, then again with every stage reused.
 
 Runs `wm demo` in a fresh folder, then again in the same folder (the reuse promise: seconds).
-Install is not included; `make demo` must fit 15 minutes with it (docs/design-notes.md).
+Install is not included; `make demo` must fit 15 minutes with it (docs/design-notes.md). The demo's
+own results ride along: its learned-row success per task and its planner latent's probe, what a
+first-time user sees printed.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import torch
 
 from benchmarks.common import RESULTS_DIR, write_result
 from worldmodel.common.errors import UserError
-from worldmodel.config.schema import load_config
+from worldmodel.config.schema import Config, load_config
 from worldmodel.evaluation.demo import run_demo
 
 DEMO_BUDGET_S = 15 * 60
@@ -45,10 +47,13 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 def time_demo(preset: str, root: Path, overrides: list[str]) -> dict[str, float]:
     """Seconds per stage of a first demo in `root`, its total, and the total of a rerun."""
 
-    def one_run() -> tuple[list, float]:
-        config = load_config(
+    def settings() -> Config:
+        return load_config(
             [f"preset={preset}", f"run.root={root / 'runs'}", f"collect.out={root / 'play.h5'}", *overrides]
         )
+
+    def one_run() -> tuple[list, float]:
+        config = settings()  # run_demo fills in the eval's paths: a fresh config per run
         torch.set_num_threads(config.run.num_threads)
         start = time.perf_counter()
         stages = run_demo(config)  # prints its stage lines and tables, as `wm demo` does
@@ -63,6 +68,23 @@ def time_demo(preset: str, root: Path, overrides: list[str]) -> dict[str, float]
         "rerun_vs_first": rerun / total,
         "pipeline_share_of_15min_budget": total / DEMO_BUDGET_S,
     }
+    config = settings()
+    return figures | demo_results(Path(config.run.root) / "demo" / config.run.name)
+
+
+def demo_results(run_dir: Path) -> dict[str, float]:
+    """The demo's learned-row success per task (`<Task>-v0 learned`) and the first probe row, the
+    planner's latent (`rank_corr_ee`, `rank_corr_cube`), from the files the demo wrote in `run_dir`."""
+    figures: dict[str, float] = {}
+    eval_json = run_dir / "eval" / "results.json"
+    if eval_json.is_file():
+        for row in json.loads(eval_json.read_text())["results"]:
+            if row["row"] == "learned":
+                figures[f"{row['task'].split('/')[-1]} learned"] = row["success_rate"]
+    probe_json = run_dir / "probe.json"
+    if probe_json.is_file():
+        planner_latent = json.loads(probe_json.read_text())[0]
+        figures |= {key: planner_latent[key] for key in ("rank_corr_ee", "rank_corr_cube")}
     return figures
 
 

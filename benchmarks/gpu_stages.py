@@ -227,7 +227,8 @@ def stage_config(
     s: Sizes, device: torch.device, threads: int, loader_workers: int, work: Path, data: Path, readout: str
 ) -> Config:
     """One config for every stage: the tiny preset's recipe at the benchmark's sizes, its runs
-    under `work`. A checkpoint only after the last step, so none lands inside the timed steps."""
+    under `work`, without the frame terms (object, pixel state: their own fits, not the stages timed
+    here). A checkpoint only after the last step, so none lands inside the timed steps."""
     grid = s.image_size // 8  # patch 8: the whole token grid, 64 tokens at 64x64
     jw, jd, jh, jm = s.jepa_predictor
     aw, ad, ah = s.ac
@@ -249,6 +250,7 @@ def stage_config(
         "train.augment_copies=0",
         f"ac.grid_h={grid}", f"ac.grid_w={grid}", f"ac.width={aw}", f"ac.depth={ad}", f"ac.num_heads={ah}",
         f"readout.kind={readout}", f"readout.steps={s.readout_steps}",
+        "readout.object_weight=0", "readout.state_weight=0",
     ]  # fmt: skip
     return load_config(overrides, preset="tiny")
 

@@ -128,6 +128,8 @@ TINY_AC = [
     "ac.grid_h=2",
     "ac.grid_w=2",
     "readout.kind=pool",
+    "readout.object_weight=0",  # the presets' frame terms join keypoints only
+    "readout.state_weight=0",
     "train.augment_copies=0",
 ]
 
@@ -150,6 +152,7 @@ TINY_PIPELINE = [
     "train.max_steps=2",
     "train.batch_size=4",
     "readout.steps=20",
+    "readout.pixel_steps=4",  # the tiny preset's pixel state head, fitted for a few steps
     "ac.width=32",
     "ac.depth=1",
     "ac.num_heads=1",

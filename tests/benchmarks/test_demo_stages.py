@@ -22,6 +22,9 @@ def test_demo_stages_times_a_fresh_demo_and_its_reuse(tmp_path) -> None:
     )
     assert stage_sum <= figures["pipeline_s"]
     assert figures["rerun_all_reused_s"] < figures["pipeline_s"]
+    # what the demo printed rides along: its learned row's success and its planner latent's probe
+    assert 0 <= figures["Reach-v0 learned"] <= 1 and "Push-v0 learned" not in figures
+    assert -1 <= figures["rank_corr_ee"] <= 1 and -1 <= figures["rank_corr_cube"] <= 1
     result = json.loads((tmp_path / "results" / "demo_stages.json").read_text())
     assert result["figures"] == figures and result["config"]["preset"] == "tiny"
     # A folder that already holds finished stages would time nothing: refused before any work.

@@ -235,7 +235,12 @@ def test_a_point_in_chunks_survives_a_kill_and_resumes_at_its_next_chunk(
 
 
 def test_config_keys_added_later_leave_stored_points_valid_at_their_neutral_value(tmp_path) -> None:
-    config = load_config(["preset=tiny", f"eval.world_model={tmp_path}", f"eval.encoder={tmp_path}"])
+    # tiny with the frame terms it now has set back to their neutral values: every neutral key neutral
+    neutral_terms = ["readout.object_weight=0", "readout.state_weight=0", "readout.state_dims=[]",
+                     "readout.state_source=tokens", "readout.pixel_steps=2000"]  # fmt: skip
+    config = load_config(
+        ["preset=tiny", f"eval.world_model={tmp_path}", f"eval.encoder={tmp_path}", *neutral_terms]
+    )
     names = tuple(f"{key}:" for _, key in NEUTRAL_KEYS)
     before_the_keys = "".join(
         line for line in to_yaml(config).splitlines(keepends=True) if not line.strip().startswith(names)

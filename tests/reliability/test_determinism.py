@@ -14,8 +14,10 @@ import pytest
 from tests.conftest import TINY_MODEL
 from tests.reliability.helpers import run_main
 
-# The tiny preset's stage 2: colour-augmented cache copy, keypoint readout (short), AC predictor.
-TINY_AC = ["ac.width=32", "ac.depth=1", "ac.num_heads=1", "readout.steps=20", "train.augment_copies=1"]
+# The tiny preset's stage 2: colour-augmented cache copy, keypoint readout and pixel state head (short),
+# AC predictor.
+TINY_AC = ["ac.width=32", "ac.depth=1", "ac.num_heads=1", "readout.steps=20", "readout.pixel_steps=4",
+           "train.augment_copies=1"]  # fmt: skip
 STEPS = 20
 TIMING_FIELDS = ("ms_per_action", "peak_memory_mb")
 

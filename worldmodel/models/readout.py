@@ -117,13 +117,13 @@ class ReadoutConfig:
         require(
             self.state_weight == 0 or self.kind == "keypoints",
             "readout.state_weight",
-            "0 unless readout.kind=keypoints",
+            "0 unless readout.kind=keypoints (with readout.kind=pool add readout.state_weight=0)",
             self.state_weight,
         )
         require(
             self.object_weight == 0 or self.kind == "keypoints",
             "readout.object_weight",
-            "0 unless readout.kind=keypoints",
+            "0 unless readout.kind=keypoints (with readout.kind=pool add readout.object_weight=0)",
             self.object_weight,
         )
 

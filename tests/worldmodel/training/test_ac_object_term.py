@@ -20,7 +20,13 @@ from worldmodel.models.readout import ReadoutConfig
 from worldmodel.models.world_model import WorldModel
 from worldmodel.training.ac_data import with_frame_features
 
-KEYPOINTS = ["readout.kind=keypoints", "readout.keypoints=4", "readout.steps=20"]
+# The state estimate from the tokens unless a test asks for the pixels (the tiny preset's source).
+KEYPOINTS = [
+    "readout.kind=keypoints",
+    "readout.keypoints=4",
+    "readout.steps=20",
+    "readout.state_source=tokens",
+]
 
 
 def plan_one_episode(run, task: str) -> np.ndarray:

@@ -76,7 +76,7 @@ def test_stale_cache_is_refused(wm, tiny_dataset, pretrained, tmp_path) -> None:
     cache = tmp_path / "emb.h5"
     base = common(tiny_dataset, pretrained, cache)
     assert wm("cache", *base, *TINY_AC).returncode == 0
-    other_pool = [*TINY_AC[:3], "ac.grid_h=1", "ac.grid_w=1", "readout.kind=pool", "train.augment_copies=0"]
+    other_pool = [*TINY_AC[:3], "ac.grid_h=1", "ac.grid_w=1", *TINY_AC[5:]]
     result = wm("train", *base, *other_pool, "max_steps=1", "run.name=stale")
     assert result.returncode == 2
     assert "stale embedding cache: 'latent_pool'" in result.stderr and "Traceback" not in result.stderr
