@@ -47,20 +47,17 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 def time_demo(preset: str, root: Path, overrides: list[str]) -> dict[str, float]:
     """Seconds per stage of a first demo in `root`, its total, and the total of a rerun."""
 
-    def settings() -> Config:
-        return load_config(
+    def one_run() -> tuple[list, float, Config]:
+        config = load_config(  # run_demo fills in the eval's paths: a fresh config per run
             [f"preset={preset}", f"run.root={root / 'runs'}", f"collect.out={root / 'play.h5'}", *overrides]
         )
-
-    def one_run() -> tuple[list, float]:
-        config = settings()  # run_demo fills in the eval's paths: a fresh config per run
         torch.set_num_threads(config.run.num_threads)
         start = time.perf_counter()
         stages = run_demo(config)  # prints its stage lines and tables, as `wm demo` does
-        return stages, time.perf_counter() - start
+        return stages, time.perf_counter() - start, config
 
-    stages, total = one_run()
-    _, rerun = one_run()
+    stages, total, config = one_run()
+    _, rerun, _ = one_run()
     figures = {f"{s.name}_s": s.seconds for s in stages}
     figures |= {
         "pipeline_s": total,
@@ -68,7 +65,6 @@ def time_demo(preset: str, root: Path, overrides: list[str]) -> dict[str, float]
         "rerun_vs_first": rerun / total,
         "pipeline_share_of_15min_budget": total / DEMO_BUDGET_S,
     }
-    config = settings()
     return figures | demo_results(Path(config.run.root) / "demo" / config.run.name)
 
 
